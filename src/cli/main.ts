@@ -1,0 +1,135 @@
+import { parseArgs } from 'node:util';
+import { loadConfig, type Config } from '../common/config.ts';
+import { createLogger } from '../common/logger.ts';
+import { defaultConfigDir, writeClientFiles } from './clientconfig.ts';
+import { keyRepository, startController } from './controller.ts';
+import { NatsChild } from './nats.ts';
+
+const USAGE = `gureum — a private cloud behind the OpenStack APIs
+
+Usage:
+  gureum up [options]            all-in-one cloud on this machine, in the foreground
+  gureum controller [options]    the API controller only (needs --nats-url)
+  gureum keys rotate [options]   rotate the token signing keys
+  gureum help
+
+Options (each also settable in the config file or environment; see docs/configuration.md):
+  --data-dir DIR        state directory (default ~/.local/share/gureum)
+  --database URL        sqlite:<path> (default, in the data directory) or postgresql://...
+  --nats-url URL        use this NATS server instead of starting one (up), required (controller)
+  --host ADDR           listen address (default 127.0.0.1)
+  --port N              listen port (default 8700)
+  --public-url URL      base URL published in the catalog
+  --region NAME         region name (default RegionOne)
+  --config FILE         config file (default <data-dir>/gureum.yaml)
+  --config-dir DIR      where up writes openrc and clouds.yaml (default ~/.config/gureum)
+  --log-level LEVEL     trace|debug|info|warn|error (default info)
+`;
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      'data-dir': { type: 'string' }, database: { type: 'string' }, 'nats-url': { type: 'string' },
+      host: { type: 'string' }, port: { type: 'string' }, 'public-url': { type: 'string' }, region: { type: 'string' },
+      config: { type: 'string' }, 'config-dir': { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+}
+
+function configFrom(values: ReturnType<typeof parse>['values']): Config {
+  return loadConfig({
+    flags: {
+      dataDir: values['data-dir'], database: values.database, natsUrl: values['nats-url'], listenHost: values.host,
+      listenPort: values.port, publicUrl: values['public-url'], region: values.region, logLevel: values['log-level'], config: values.config,
+    },
+  });
+}
+
+/** Stops `stoppers` in order on SIGINT/SIGTERM, then exits. */
+function onSignals(stoppers: (() => Promise<void>)[], log: { info: (o: object, m: string) => void }): void {
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    for (const s of stoppers) { try { await s(); } catch { /* keep stopping the rest */ } }
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+async function up(values: ReturnType<typeof parse>['values']): Promise<void> {
+  const cfg = configFrom(values);
+  const log = createLogger(cfg.logLevel);
+  const nats = cfg.natsUrl ? null : new NatsChild(cfg.dataDir, log.child({ component: 'nats' }));
+  const stoppers: (() => Promise<void>)[] = [];
+  onSignals(stoppers, log);
+  try {
+    const natsUrl = cfg.natsUrl || (await nats!.start());
+    if (nats) stoppers.push(() => nats.stop());
+    const ctl = await startController(cfg, log, natsUrl);
+    stoppers.unshift(() => ctl.stop());
+    const configDir = values['config-dir'] ?? defaultConfigDir();
+    const authUrl = `${ctl.url}/identity/v3`;
+    const files = writeClientFiles(configDir, authUrl, ctl.adminPassword, cfg.region, values['config-dir'] === undefined);
+    const lines = [
+      '',
+      'Gureum is up.',
+      `  API:         ${ctl.url}  (identity: ${authUrl})`,
+      `  Admin:       user admin, project admin, domain Default`,
+      ctl.createdAdmin ? `  Password:    ${ctl.adminPassword}   (shown once; also in ${ctl.adminPasswordFile})` : `  Password:    in ${ctl.adminPasswordFile}`,
+      `  openrc:      ${files.openrc}`,
+      `  clouds.yaml: ${files.cloudsYaml}${values['config-dir'] === undefined ? ' (cloud "gureum", also merged into ~/.config/openstack/clouds.yaml)' : ' (cloud "gureum")'}`,
+      `  Data:        ${cfg.dataDir}`,
+      '',
+      `Try: source ${files.openrc} && openstack token issue`,
+      'Stop with Ctrl-C.',
+      '',
+    ];
+    process.stdout.write(lines.join('\n'));
+  } catch (err) {
+    log.fatal({ err }, 'start failed');
+    for (const s of stoppers) await s().catch(() => undefined);
+    await nats?.stop();
+    process.exit(1);
+  }
+}
+
+async function controller(values: ReturnType<typeof parse>['values']): Promise<void> {
+  const cfg = configFrom(values);
+  const log = createLogger(cfg.logLevel);
+  if (!cfg.natsUrl) throw new Error('gureum controller needs --nats-url (or GUREUM_NATS_URL); gureum up starts its own');
+  const stoppers: (() => Promise<void>)[] = [];
+  onSignals(stoppers, log);
+  const ctl = await startController(cfg, log, cfg.natsUrl);
+  stoppers.push(() => ctl.stop());
+  process.stdout.write(`gureum controller listening on ${ctl.url}\n`);
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parse(process.argv.slice(2));
+  const [verb, sub] = positionals;
+  if (values.help || verb === undefined || verb === 'help') { process.stdout.write(USAGE); return; }
+  switch (verb) {
+    case 'up': return up(values);
+    case 'controller': return controller(values);
+    case 'keys':
+      if (sub === 'rotate') {
+        const cfg = configFrom(values);
+        const r = keyRepository(cfg).rotate();
+        process.stdout.write(`rotated token keys: primary is now key ${r.primary}${r.removed.length ? `, removed ${r.removed.join(', ')}` : ''}\n`);
+        return;
+      }
+      break;
+  }
+  process.stderr.write(`gureum: unknown command: ${positionals.join(' ')}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`gureum: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,37 @@
+import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+
+/**
+ * Password hashing with scrypt (memory-hard, in Node's core, run on the libuv pool so
+ * it never blocks the event loop). Stored in PHC form:
+ *   $scrypt$ln=<log2 N>,r=<r>,p=<p>$<salt b64>$<hash b64>
+ * The cost is read back from each hash, so raising `rounds` later re-hashes nothing
+ * and still verifies old hashes.
+ */
+const KEYLEN = 32;
+
+function scryptAsync(password: string, salt: Buffer, opts: ScryptOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    scrypt(password, salt, KEYLEN, opts, (err, key) => (err ? reject(err) : resolve(key))));
+}
+
+function options(ln: number, r: number, p: number): ScryptOptions {
+  return { N: 2 ** ln, r, p, maxmem: 256 * 2 ** ln * r + 2 * 1024 * 1024 };
+}
+
+export async function hashPassword(password: string, rounds: number): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scryptAsync(password, salt, options(rounds, 8, 1));
+  return `$scrypt$ln=${rounds},r=8,p=1$${salt.toString('base64')}$${key.toString('base64')}`;
+}
+
+export async function verifyPassword(password: string, stored: string | null): Promise<boolean> {
+  const m = stored ? /^\$scrypt\$ln=(\d+),r=(\d+),p=(\d+)\$([^$]+)\$([^$]+)$/.exec(stored) : null;
+  if (!m) {
+    // Spend comparable time so a missing user or password is not distinguishable by timing.
+    await scryptAsync(password, randomBytes(16), options(14, 8, 1));
+    return false;
+  }
+  const expected = Buffer.from(m[5]!, 'base64');
+  const key = await scryptAsync(password, Buffer.from(m[4]!, 'base64'), options(Number(m[1]), Number(m[2]), Number(m[3])));
+  return key.length === expected.length && timingSafeEqual(key, expected);
+}
