@@ -1,0 +1,104 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { freePort } from '../../src/cli/nats.ts';
+
+const run = promisify(execFile);
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+export interface Cloud {
+  dir: string;
+  port: number;
+  url: string;
+  authUrl: string;
+  password: string;
+  /** Environment for the openstack CLI as admin (what `source openrc` gives). */
+  env: NodeJS.ProcessEnv;
+  output: () => string;
+  /** SIGTERM and wait: the clean Ctrl-C path. */
+  stop(): Promise<number | null>;
+  /** SIGKILL: the crash path. */
+  kill9(): Promise<void>;
+  child: ChildProcess;
+}
+
+/** Parse `export K='v'` lines of an openrc file. */
+export function readOpenrc(path: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const m = /^export (\w+)=(.*)$/.exec(line);
+    if (m) env[m[1]!] = m[2]!.replace(/^'(.*)'$/, '$1').replaceAll("'\\''", "'");
+  }
+  return env;
+}
+
+/** Start `gureum up` in a fresh (or given) directory and wait until it serves. */
+export async function startCloud(opts: { dir?: string; database?: string; port?: number; extraArgs?: string[] } = {}): Promise<Cloud> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'gureum-test-'));
+  const port = opts.port ?? (await freePort());
+  const args = ['up', '--data-dir', join(dir, 'data'), '--config-dir', join(dir, 'conf'), '--port', String(port), ...(opts.extraArgs ?? [])];
+  if (opts.database) args.push('--database', opts.database);
+  const child = spawn(join(ROOT, 'bin/gureum'), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GUREUM_LOG_LEVEL: 'warn' } });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`gureum up did not start in 60 s:\n${out}`)), 60_000);
+    const check = () => { if (out.includes('Gureum is up.')) { clearTimeout(t); resolve(); } };
+    child.stdout!.on('data', check);
+    child.once('exit', (code) => { clearTimeout(t); reject(new Error(`gureum up exited with ${code}:\n${out}`)); });
+  });
+  const rc = readOpenrc(join(dir, 'conf', 'openrc'));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    dir, port, url: `http://127.0.0.1:${port}`, authUrl: rc.OS_AUTH_URL!, password: rc.OS_PASSWORD!,
+    env: { ...cleanEnv(), ...rc }, output: () => out, child,
+    async stop() { child.kill('SIGTERM'); return exited; },
+    async kill9() { child.kill('SIGKILL'); await exited; },
+  };
+}
+
+/** The process environment without any OS_* settings of the caller's. */
+export function cleanEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OS_')));
+}
+
+/** Run the real openstack CLI; returns parsed JSON when `-f json` is among the args. */
+export async function openstack(env: NodeJS.ProcessEnv, ...args: string[]): Promise<unknown> {
+  const { stdout } = await run('openstack', args, { env, maxBuffer: 16 * 1024 * 1024 });
+  return args.includes('json') ? JSON.parse(stdout || 'null') : stdout;
+}
+
+/** Like `openstack` but expects failure; returns stderr. */
+export async function openstackFails(env: NodeJS.ProcessEnv, ...args: string[]): Promise<string> {
+  try {
+    await run('openstack', args, { env });
+  } catch (err) {
+    return String((err as { stderr?: string }).stderr ?? err);
+  }
+  throw new Error(`openstack ${args.join(' ')} succeeded but should have failed`);
+}
+
+/** Raw HTTP against the cloud, JSON in and out. */
+export async function api(cloud: { url: string }, method: string, path: string, opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}) {
+  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  if (opts.token) headers['X-Auth-Token'] = opts.token;
+  if (opts.body !== undefined || opts.raw !== undefined) headers['Content-Type'] ??= 'application/json';
+  const res = await fetch(`${cloud.url}${path}`, { method, headers, body: opts.raw ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body)) });
+  const text = await res.text();
+  let json: unknown = null;
+  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+  return { status: res.status, headers: res.headers, json: json as Record<string, any>, text };
+}
+
+/** A password token for a user, scoped to a project by id (or unscoped). */
+export async function passwordToken(cloud: { url: string }, user: { name: string; domain?: string; password: string }, projectId?: string): Promise<string> {
+  const r = await api(cloud, 'POST', '/identity/v3/auth/tokens', { body: { auth: {
+    identity: { methods: ['password'], password: { user: { name: user.name, domain: { name: user.domain ?? 'Default' }, password: user.password } } },
+    ...(projectId ? { scope: { project: { id: projectId } } } : {}),
+  } } });
+  if (r.status !== 201) throw new Error(`token for ${user.name}: ${r.status} ${r.text}`);
+  return r.headers.get('x-subject-token')!;
+}
