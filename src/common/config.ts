@@ -55,7 +55,7 @@ const NUMERIC = new Set<keyof Config>(['listenPort', 'tokenExpiration', 'maxActi
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_DATA_HOME;
-  return join(xdg && xdg.length > 0 ? xdg : join(homedir(), '.local', 'share'), 'gureum');
+  return join(xdg && xdg.length > 0 ? xdg : join(env.HOME || homedir(), '.local', 'share'), 'gureum');
 }
 
 export function loadConfig(sources: ConfigSources = {}): Config {

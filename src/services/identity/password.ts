@@ -24,11 +24,12 @@ export async function hashPassword(password: string, rounds: number): Promise<st
   return `$scrypt$ln=${rounds},r=8,p=1$${salt.toString('base64')}$${key.toString('base64')}`;
 }
 
-export async function verifyPassword(password: string, stored: string | null): Promise<boolean> {
+/** `dummyRounds`: the cost spent when there is no hash, so a missing user costs what a real one does. */
+export async function verifyPassword(password: string, stored: string | null, dummyRounds = 16): Promise<boolean> {
   const m = stored ? /^\$scrypt\$ln=(\d+),r=(\d+),p=(\d+)\$([^$]+)\$([^$]+)$/.exec(stored) : null;
   if (!m) {
     // Spend comparable time so a missing user or password is not distinguishable by timing.
-    await scryptAsync(password, randomBytes(16), options(14, 8, 1));
+    await scryptAsync(password, randomBytes(16), options(dummyRounds, 8, 1));
     return false;
   }
   const expected = Buffer.from(m[5]!, 'base64');

@@ -220,7 +220,7 @@ export class IdentityService implements TokenValidator {
       const d = u.domain.id !== undefined ? await store.getDomain(this.db, u.domain.id) : await store.getDomainByName(this.db, u.domain.name!);
       user = d && (await store.getUserByName(this.db, d.id, u.name));
     } else throw new BadRequest('Invalid input for field identity/password/user: give an id, or a name and a domain.');
-    const ok = await verifyPassword(u.password, user?.password_hash ?? null);
+    const ok = await verifyPassword(u.password, user?.password_hash ?? null, this.opts.passwordHashRounds);
     if (!user || !ok) throw new Unauthorized('The request you have made requires authentication.');
     return this.requireActiveUser(user.id, user);
   }
@@ -236,7 +236,7 @@ export class IdentityService implements TokenValidator {
       }
       cred = userId ? (await store.listAppCreds(this.db, userId, a.name))[0] : undefined;
     } else throw new BadRequest('Invalid input for field identity/application_credential: give an id, or a name and a user.');
-    const ok = await verifyPassword(a.secret, cred?.secret_hash ?? null);
+    const ok = await verifyPassword(a.secret, cred?.secret_hash ?? null, this.opts.passwordHashRounds);
     if (!cred || !ok) throw new Unauthorized();
     if (cred.expires_at && Date.parse(cred.expires_at) <= Date.now()) throw new Unauthorized('The application credential has expired.');
     return cred;
@@ -486,7 +486,7 @@ export class IdentityService implements TokenValidator {
   async changePassword(userId: string, original: string, password: string): Promise<void> {
     const user = await store.getUser(this.db, userId);
     if (!user) throw new NotFound(`Could not find user: ${userId}.`);
-    if (!(await verifyPassword(original, user.password_hash))) throw new Unauthorized('The original password was wrong.');
+    if (!(await verifyPassword(original, user.password_hash, this.opts.passwordHashRounds))) throw new Unauthorized('The original password was wrong.');
     await this.setPassword(user, password);
   }
 
