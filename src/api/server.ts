@@ -46,6 +46,19 @@ export function createApiServer(opts: ApiServerOptions, services: ServiceMount[]
     forceCloseConnections: true,
   });
 
+  // OpenStack clients send PUTs with a JSON content type and no body; that is no body,
+  // not malformed JSON. Keys that could poison prototypes are dropped while parsing.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') { done(null, undefined); return; }
+    try {
+      done(null, JSON.parse(text, (k, v: unknown) => (k === '__proto__' || k === 'constructor' ? undefined : v)));
+    } catch {
+      done(Object.assign(new Error('Malformed request body: the body is not valid JSON.'), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' }), undefined);
+    }
+  });
+
   app.decorateRequest('ctx', null as unknown as RequestContext);
   app.addHook('onRequest', async (req, reply) => {
     const g = req.headers['x-openstack-request-id'];
