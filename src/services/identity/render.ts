@@ -18,6 +18,12 @@ export const renderDomain = (base: string, d: Domain) => ({
   links: { self: `${base}/domains/${d.id}` },
 });
 
+/** A domain seen through the projects API, as Keystone shows domains (projects acting as domains). */
+export const renderDomainAsProject = (base: string, d: Domain) => ({
+  ...d.extra, id: d.id, name: d.name, domain_id: null, parent_id: null, description: d.description, enabled: d.enabled,
+  is_domain: true, tags: [], options: {}, links: { self: `${base}/projects/${d.id}` },
+});
+
 export const renderProject = (base: string, p: Project) => ({
   ...p.extra, id: p.id, name: p.name, domain_id: p.domain_id, parent_id: p.parent_id ?? p.domain_id, description: p.description,
   enabled: p.enabled, is_domain: false, tags: p.tags, options: {}, links: { self: `${base}/projects/${p.id}` },

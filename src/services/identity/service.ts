@@ -61,6 +61,8 @@ export type Scope = { kind: 'project'; project: Project; domain: Domain } | { ki
 
 const SYSTEM_ROLE_TYPES = ['UserSystem', 'GroupSystem'] as const;
 const iso = (ms: number): string => isoNow(new Date(ms));
+/** Epoch ms of a stored UTC time, with or without its trailing Z. */
+const utcMs = (s: string): number => Date.parse(/Z$|[+-]\d\d:?\d\d$/.test(s) ? s : `${s}Z`);
 
 /**
  * Keystone v3 rules: authentication, scoping, effective roles, tokens and their
@@ -199,7 +201,7 @@ export class IdentityService implements TokenValidator {
     };
     if (appCred) {
       payload.c = appCred.id;
-      if (appCred.expires_at) payload.e = Math.min(payload.e, Date.parse(appCred.expires_at));
+      if (appCred.expires_at) payload.e = Math.min(payload.e, utcMs(appCred.expires_at));
     }
     if (scope.kind === 'project') payload.p = scope.project.id;
     else if (scope.kind === 'domain') payload.d = scope.domain.id;
@@ -238,7 +240,7 @@ export class IdentityService implements TokenValidator {
     } else throw new BadRequest('Invalid input for field identity/application_credential: give an id, or a name and a user.');
     const ok = await verifyPassword(a.secret, cred?.secret_hash ?? null, this.opts.passwordHashRounds);
     if (!cred || !ok) throw new Unauthorized();
-    if (cred.expires_at && Date.parse(cred.expires_at) <= Date.now()) throw new Unauthorized('The application credential has expired.');
+    if (cred.expires_at && utcMs(cred.expires_at) <= Date.now()) throw new Unauthorized('The application credential has expired.');
     return cred;
   }
 

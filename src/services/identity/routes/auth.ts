@@ -56,8 +56,9 @@ export function authRoutes(app: FastifyInstance, identity: IdentityService): voi
 
   app.get<{ Querystring: { nocatalog?: string; allow_expired?: string } }>('/v3/auth/tokens', async (req, reply) => {
     const { subject, view } = await subjectView(req);
-    enforce(req.ctx.auth, 'identity:validate_token', { token_user_id: view?.auth.userId ?? null });
+    // An invalid token is simply not found, whoever asks; a valid one only for those allowed.
     if (!view) throw new NotFound('Could not find token.');
+    enforce(req.ctx.auth, 'identity:validate_token', { token_user_id: view.auth.userId });
     const hasScope = view.auth.projectId || view.auth.domainId || view.auth.system;
     const catalog = flag(req.query.nocatalog) || !hasScope ? undefined : await identity.catalog(view.auth.projectId);
     // HEAD requests reuse this handler; Fastify drops the body.
@@ -66,8 +67,8 @@ export function authRoutes(app: FastifyInstance, identity: IdentityService): voi
 
   app.delete('/v3/auth/tokens', async (req, reply) => {
     const { view } = await subjectView(req);
-    enforce(req.ctx.auth, 'identity:revoke_token', { token_user_id: view?.auth.userId ?? null });
     if (!view) throw new NotFound('Could not find token.');
+    enforce(req.ctx.auth, 'identity:revoke_token', { token_user_id: view.auth.userId });
     await identity.revoke({ audit_id: view.auth.auditIds[0] });
     identity.changed('revocation');
     return reply.code(204).send();

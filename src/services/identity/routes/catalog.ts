@@ -152,13 +152,19 @@ export function catalogRoutes(app: FastifyInstance, identity: IdentityService): 
   });
 
   // ---- endpoints ----
+  /** As Keystone does, an endpoint naming a region that does not exist creates it. */
   const checkRegion = async (id: string | null | undefined) => {
-    if (id && !(await store.getRegion(db, id))) throw new BadRequest(`Region ${id} not found.`);
+    if (id && !(await store.getRegion(db, id))) {
+      try { await store.insertRegion(db, { id, description: '', parent_region_id: null, extra: {} }); } catch (err) {
+        if (!isUniqueViolation(err)) throw err;
+      }
+    }
   };
   app.post<{ Body: Static<typeof EndpointCreate> }>('/v3/endpoints', { schema: { body: EndpointCreate } }, async (req, reply) => {
     enforce(req.ctx.auth, 'identity:create_endpoint');
     const b = req.body.endpoint;
     await requireService(b.service_id).catch(() => { throw new BadRequest(`Service ${b.service_id} not found.`); });
+    if (b.region_id && b.region && b.region_id !== b.region) throw new BadRequest('region_id and region must be the same when both are given.');
     const region = b.region_id ?? b.region ?? null;
     await checkRegion(region);
     const e: Endpoint = { id: newId(), service_id: b.service_id, interface: b.interface, url: b.url, region_id: region, enabled: b.enabled ?? true, extra: extraOf(b, ['id', 'interface', 'url', 'service_id', 'region_id', 'region', 'enabled']) };

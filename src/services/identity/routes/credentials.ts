@@ -31,6 +31,20 @@ const CredentialUpdate = Type.Object({ credential: Type.Object({
 }, { additionalProperties: true, minProperties: 1 }) });
 const Ec2Create = Type.Object({ tenant_id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: true });
 
+/**
+ * An ISO-8601 expiry, kept to the microsecond as given (Keystone returns it as
+ * `YYYY-MM-DDTHH:MM:SS.ffffff`, UTC, without a zone).
+ */
+export function parseExpiry(s: string): string {
+  const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?$/.exec(s.trim());
+  const t = m ? Date.parse(`${m[1]}T${m[2]}${m[4] ?? 'Z'}`) : NaN;
+  if (!m || Number.isNaN(t)) throw new BadRequest(`Invalid input for field 'expires_at': ${s}`);
+  const micros = (m[3] ?? '').padEnd(6, '0').slice(0, 6);
+  const whole = new Date(t).toISOString().slice(0, 19);
+  if (t + Number(micros) / 1000 <= Date.now()) throw new BadRequest('The expiration time must be in the future.');
+  return `${whole}.${micros}`;
+}
+
 /** The access key of an EC2 credential blob, the index S3 signature checks look it up by. */
 function ec2Access(c: { type: string; blob: string }): string | null {
   if (c.type !== 'ec2') return null;
@@ -62,13 +76,7 @@ export function credentialRoutes(app: FastifyInstance, identity: IdentityService
         return id;
       });
     } else roleIds = auth.roleIds;
-    let expires: string | null = null;
-    if (b.expires_at) {
-      const t = Date.parse(b.expires_at.endsWith('Z') || /[+-]\d\d:?\d\d$/.test(b.expires_at) ? b.expires_at : `${b.expires_at}Z`);
-      if (Number.isNaN(t)) throw new BadRequest(`Invalid input for field 'expires_at': ${b.expires_at}`);
-      if (t <= Date.now()) throw new BadRequest('The expiration time must be in the future.');
-      expires = new Date(t).toISOString().replace(/Z$/, '000');
-    }
+    const expires = b.expires_at ? parseExpiry(b.expires_at) : null;
     const { cred, secret } = await identity.createAppCred(user, {
       name: b.name, description: b.description ?? '', project_id: auth.projectId, roleIds: [...new Set(roleIds)], expires_at: expires,
       unrestricted: b.unrestricted === true, secret: b.secret ?? undefined,

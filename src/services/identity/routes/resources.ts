@@ -6,7 +6,7 @@ import { newId } from '../../../common/ids.ts';
 import { isUniqueViolation, type Db } from '../../../db/index.ts';
 import type { IdentityService } from '../service.ts';
 import * as store from '../store.ts';
-import { collectionLinks, renderDomain, renderGroup, renderProject, renderUser, v3Base } from '../render.ts';
+import { collectionLinks, renderDomain, renderDomainAsProject, renderGroup, renderProject, renderUser, v3Base } from '../render.ts';
 import { DEFAULT_DOMAIN_ID, type Domain, type Group, type Project, type User } from '../types.ts';
 
 /** Domains, projects (with tags), users and groups. */
@@ -102,6 +102,9 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
   const db = identity.db;
   /** The domain a new resource lands in: the body's, else the token's domain, else default. */
   const domainFor = (given: string | null | undefined, auth: { domainId?: string }): string => given ?? auth.domainId ?? DEFAULT_DOMAIN_ID;
+  /** The domain with this id when the projects API is asked about a project acting as a domain. */
+  const domainAsProject = async (id: string): Promise<Domain | undefined> =>
+    (await store.getProject(db, id)) ? undefined : store.getDomain(db, id);
 
   // ---- domains ----
   app.post<{ Body: Static<typeof DomainCreate> }>('/v3/domains', { schema: { body: DomainCreate } }, async (req, reply) => {
@@ -124,10 +127,9 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
     enforce(req.ctx.auth, 'identity:get_domain', { domain_id: req.params.id });
     return { domain: renderDomain(v3Base(req), await requireDomain(db, req.params.id)) };
   });
-  app.patch<{ Params: { id: string }; Body: Static<typeof DomainUpdate> }>('/v3/domains/:id', { schema: { body: DomainUpdate } }, async (req) => {
-    enforce(req.ctx.auth, 'identity:update_domain', { domain_id: req.params.id });
-    const d = await requireDomain(db, req.params.id);
-    const b = req.body.domain;
+  /** Update a domain (also reached through the projects API for projects acting as domains). */
+  const updateDomain = async (id: string, b: Static<typeof DomainUpdate>['domain']): Promise<Domain> => {
+    const d = await requireDomain(db, id);
     if (b.name !== undefined) d.name = b.name;
     if (b.description !== undefined) d.description = b.description ?? '';
     const disabling = b.enabled === false && d.enabled;
@@ -135,24 +137,22 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
       if (d.id === DEFAULT_DOMAIN_ID && !b.enabled) throw new Forbidden('The default domain cannot be disabled.');
       d.enabled = b.enabled;
     }
-    Object.assign(d.extra, splitExtra(b, ['name', 'description', 'enabled', 'tags', 'options', 'id']));
+    Object.assign(d.extra, splitExtra(b, ['name', 'description', 'enabled', 'tags', 'options', 'id', 'is_domain', 'domain_id', 'parent_id']));
     await db.transaction().execute(async (trx) => {
       await uniq(() => store.updateDomain(trx, d), 'domain');
       if (disabling) await identity.revoke({ domain_id: d.id }, trx);
     });
     identity.changed('domain');
-    return { domain: renderDomain(v3Base(req), d) };
-  });
-  app.delete<{ Params: { id: string } }>('/v3/domains/:id', async (req, reply) => {
-    enforce(req.ctx.auth, 'identity:delete_domain', { domain_id: req.params.id });
-    const d = await requireDomain(db, req.params.id);
+    return d;
+  };
+  /** Delete a disabled domain and everything in it. */
+  const deleteDomain = async (id: string): Promise<void> => {
+    const d = await requireDomain(db, id);
     if (d.enabled) throw new Forbidden('Cannot delete a domain that is enabled, please disable it first.');
     await db.transaction().execute(async (trx) => {
-      for (const p of await store.listProjects(trx, { domain_id: d.id })) {
-        await store.deleteAssignmentsOfTarget(trx, p.id);
-      }
-      // Children first so parent references never dangle.
       const projects = await store.listProjects(trx, { domain_id: d.id });
+      for (const p of projects) await store.deleteAssignmentsOfTarget(trx, p.id);
+      // Children first so parent references never dangle.
       const depth = (p: Project): number => { let n = 0; let cur: Project | undefined = p; while (cur?.parent_id) { n++; cur = projects.find((x) => x.id === cur!.parent_id); } return n; };
       for (const p of projects.sort((a, b) => depth(b) - depth(a))) await store.deleteProject(trx, p.id);
       for (const u of await store.listUsers(trx, { domain_id: d.id })) await store.deleteUser(trx, u.id);
@@ -163,6 +163,14 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
       await identity.revoke({ domain_id: d.id }, trx);
     });
     identity.changed('domain');
+  };
+  app.patch<{ Params: { id: string }; Body: Static<typeof DomainUpdate> }>('/v3/domains/:id', { schema: { body: DomainUpdate } }, async (req) => {
+    enforce(req.ctx.auth, 'identity:update_domain', { domain_id: req.params.id });
+    return { domain: renderDomain(v3Base(req), await updateDomain(req.params.id, req.body.domain)) };
+  });
+  app.delete<{ Params: { id: string } }>('/v3/domains/:id', async (req, reply) => {
+    enforce(req.ctx.auth, 'identity:delete_domain', { domain_id: req.params.id });
+    await deleteDomain(req.params.id);
     return reply.code(204).send();
   });
 
@@ -170,7 +178,14 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
   app.post<{ Body: Static<typeof ProjectCreate> }>('/v3/projects', { schema: { body: ProjectCreate } }, async (req, reply) => {
     const auth = enforce(req.ctx.auth, 'identity:create_project');
     const b = req.body.project;
-    if (b.is_domain) throw new BadRequest('Projects acting as domains are not supported; create a domain instead.');
+    if (b.is_domain) {
+      // A project acting as a domain is a domain: it lives in the domains table.
+      if (b.parent_id || b.domain_id) throw new BadRequest('A project acting as a domain cannot have a parent or a domain.');
+      const d: Domain = { id: newId(), name: b.name, description: b.description ?? '', enabled: b.enabled ?? true, extra: {} };
+      await uniq(() => store.insertDomain(db, d), 'domain');
+      identity.changed('domain');
+      return reply.code(201).send({ project: renderDomainAsProject(v3Base(req), d) });
+    }
     let domainId = domainFor(b.domain_id, auth);
     let parentId: string | null = b.parent_id ?? null;
     if (parentId !== null) {
@@ -196,7 +211,10 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
   app.get<{ Querystring: Q }>('/v3/projects', async (req) => {
     enforce(req.ctx.auth, 'identity:list_projects');
     const q = req.query;
-    if (q.is_domain !== undefined && boolFilter(q.is_domain)) return { projects: [], links: collectionLinks(req) };
+    if (q.is_domain !== undefined && boolFilter(q.is_domain)) {
+      const domains = await store.listDomains(db, { name: q.name, enabled: boolFilter(q.enabled) });
+      return { projects: domains.map((d) => renderDomainAsProject(v3Base(req), d)), links: collectionLinks(req) };
+    }
     const csv = (v?: string) => (v === undefined ? undefined : v.split(',').filter((x) => x !== ''));
     let parentId = q.parent_id;
     let domainId = q.domain_id;
@@ -210,6 +228,8 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
   });
   app.get<{ Params: { id: string }; Querystring: Q }>('/v3/projects/:id', async (req) => {
     enforce(req.ctx.auth, 'identity:get_project', { project_id: req.params.id });
+    const asDomain = await domainAsProject(req.params.id);
+    if (asDomain) return { project: renderDomainAsProject(v3Base(req), asDomain) };
     const p = await requireProject(db, req.params.id);
     const out: Record<string, unknown> = renderProject(v3Base(req), p);
     if (req.query.parents_as_ids !== undefined || req.query.parents_as_list !== undefined) {
@@ -231,8 +251,12 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
   });
   app.patch<{ Params: { id: string }; Body: Static<typeof ProjectUpdate> }>('/v3/projects/:id', { schema: { body: ProjectUpdate } }, async (req) => {
     enforce(req.ctx.auth, 'identity:update_project', { project_id: req.params.id });
-    const p = await requireProject(db, req.params.id);
     const b = req.body.project;
+    if (await domainAsProject(req.params.id)) {
+      enforce(req.ctx.auth, 'identity:update_domain', { domain_id: req.params.id });
+      return { project: renderDomainAsProject(v3Base(req), await updateDomain(req.params.id, b)) };
+    }
+    const p = await requireProject(db, req.params.id);
     if (b.domain_id !== undefined && b.domain_id !== p.domain_id) throw new BadRequest('Cannot change the domain of a project.');
     if (b.parent_id !== undefined && (b.parent_id ?? p.domain_id) !== (p.parent_id ?? p.domain_id)) throw new Forbidden('Cannot change the parent of a project.');
     if (b.is_domain !== undefined && b.is_domain) throw new BadRequest('Cannot change is_domain of a project.');
@@ -251,6 +275,11 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
   });
   app.delete<{ Params: { id: string } }>('/v3/projects/:id', async (req, reply) => {
     enforce(req.ctx.auth, 'identity:delete_project', { project_id: req.params.id });
+    if (await domainAsProject(req.params.id)) {
+      enforce(req.ctx.auth, 'identity:delete_domain', { domain_id: req.params.id });
+      await deleteDomain(req.params.id);
+      return reply.code(204).send();
+    }
     const p = await requireProject(db, req.params.id);
     if (await store.countProjectChildren(db, p.id)) throw new Forbidden(`Cannot delete project ${p.id}: it has child projects.`);
     await db.transaction().execute(async (trx) => {

@@ -235,8 +235,10 @@ export function roleRoutes(app: FastifyInstance, identity: IdentityService): voi
       for (const r of expanded) {
         for (const rid of await identity.expandImplied([r.a.roleId])) withImplied.push({ ...r, a: { ...r.a, roleId: rid } });
       }
+      // Domain-specific roles only serve to imply others; they never reach a token.
+      const globalRoles = new Set((await store.allRoles(db)).filter((r) => r.domain_id === null).map((r) => r.id));
       const seen = new Set<string>();
-      out = withImplied.filter((r) => { const k = `${r.a.actorId}|${r.a.targetType}|${r.a.targetId}|${r.a.roleId}|${r.via ?? ''}`; if (seen.has(k)) return false; seen.add(k); return true; });
+      out = withImplied.filter((r) => globalRoles.has(r.a.roleId)).filter((r) => { const k = `${r.a.actorId}|${r.a.targetType}|${r.a.targetId}|${r.a.roleId}|${r.via ?? ''}`; if (seen.has(k)) return false; seen.add(k); return true; });
     }
     if (has('user.id')) out = out.filter((r) => r.a.actorType === 'User' && r.a.actorId === q['user.id']);
     if (has('group.id')) out = out.filter((r) => r.a.actorType === 'Group' && r.a.actorId === q['group.id']);
