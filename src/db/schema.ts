@@ -38,10 +38,16 @@ export interface RevocationEventTable {
   id: string; user_id: string | null; project_id: string | null; domain_id: string | null; audit_id: string | null;
   audit_chain_id: string | null; role_id: string | null; app_cred_id: string | null; issued_before: string; revoked_at: string;
 }
+export interface PolicyTable { id: string; type: string; blob: string; extra: string }
+/** filters: JSON object with any of service_id, region_id, interface. */
+export interface EndpointGroupTable { id: string; name: string; description: string; filters: string }
+export interface ProjectEndpointGroupTable { endpoint_group_id: string; project_id: string }
+export interface ProjectEndpointTable { endpoint_id: string; project_id: string }
 export interface Database {
   domains: DomainTable; projects: ProjectTable; project_tags: ProjectTagTable; users: UserTable;
   groups: GroupTable; user_groups: UserGroupTable; roles: RoleTable; implied_roles: ImpliedRoleTable;
   assignments: AssignmentTable; regions: RegionTable; services: ServiceTable; endpoints: EndpointTable;
   app_creds: AppCredTable; app_cred_roles: AppCredRoleTable; credentials: CredentialTable;
-  revocation_events: RevocationEventTable;
+  revocation_events: RevocationEventTable; policies: PolicyTable; endpoint_groups: EndpointGroupTable;
+  project_endpoint_groups: ProjectEndpointGroupTable; project_endpoints: ProjectEndpointTable;
 }

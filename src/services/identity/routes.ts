@@ -6,6 +6,8 @@ import type { IdentityService } from './service.ts';
 import { authRoutes } from './routes/auth.ts';
 import { catalogRoutes } from './routes/catalog.ts';
 import { credentialRoutes } from './routes/credentials.ts';
+import { endpointFilterRoutes } from './routes/endpoint-filter.ts';
+import { policyRoutes } from './routes/policies.ts';
 import { resourceRoutes } from './routes/resources.ts';
 import { roleRoutes } from './routes/roles.ts';
 
@@ -33,6 +35,8 @@ export function identityMount(identity: IdentityService): ServiceMount {
       roleRoutes(app, identity);
       catalogRoutes(app, identity);
       credentialRoutes(app, identity);
+      policyRoutes(app, identity);
+      endpointFilterRoutes(app, identity);
     },
   };
 }

@@ -74,6 +74,7 @@ export class IdentityService implements TokenValidator {
   private readonly tokenCache = new Map<string, { gen: number; view: TokenView }>();
   private revocations: RevocationEvent[] = [];
   private catalogCache: { gen: number; entries: CatalogEntry[] } | null = null;
+  private filterCache: { gen: number; projects: Set<string>; byProject: Map<string, string[]> } | null = null;
   private readonly listeners: ((kind: string) => void)[] = [];
 
   constructor(
@@ -447,7 +448,12 @@ export class IdentityService implements TokenValidator {
       }));
       this.catalogCache = { gen: this.generation, entries };
     }
-    const entries = this.catalogCache.entries;
+    let entries = this.catalogCache.entries;
+    const allowed = projectId ? await this.filteredEndpointIds(projectId) : null;
+    if (allowed) {
+      const ids = new Set(allowed);
+      entries = entries.map((s) => ({ ...s, endpoints: s.endpoints.filter((e) => ids.has(e.id)) })).filter((s) => s.endpoints.length > 0);
+    }
     if (!entries.some((s) => s.endpoints.some((e) => e.url.includes('$(')))) return entries;
     return entries.map((s) => ({
       ...s,
@@ -457,6 +463,32 @@ export class IdentityService implements TokenValidator {
         return [{ ...e, url: e.url.replaceAll('$(project_id)s', projectId).replaceAll('$(tenant_id)s', projectId) }];
       }),
     }));
+  }
+
+  /**
+   * OS-EP-FILTER: the endpoints a project is limited to (direct associations plus those
+   * matched by its endpoint groups), or null when it has no associations and sees all.
+   * Cached with the catalog, so the common case costs no query.
+   */
+  async filteredEndpointIds(projectId: string): Promise<string[] | null> {
+    if (!this.filterCache || this.filterCache.gen !== this.generation) {
+      const direct = await store.endpointProjectPairs(this.db, {});
+      const groups = await store.groupProjectPairs(this.db, {});
+      this.filterCache = { gen: this.generation, projects: new Set([...direct.map((d) => d.project_id), ...groups.map((g) => g.project_id)]), byProject: new Map() };
+    }
+    const cache = this.filterCache;
+    if (!cache.projects.has(projectId)) return null;
+    let ids = cache.byProject.get(projectId);
+    if (!ids) {
+      const set = new Set((await store.endpointProjectPairs(this.db, { projectId })).map((r) => r.endpoint_id));
+      const groupIds = (await store.groupProjectPairs(this.db, { projectId })).map((r) => r.endpoint_group_id);
+      for (const g of await store.listEndpointGroups(this.db, { ids: groupIds })) {
+        for (const e of await store.listEndpoints(this.db, { service_id: g.filters.service_id, region_id: g.filters.region_id, interface: g.filters.interface })) set.add(e.id);
+      }
+      ids = [...set];
+      cache.byProject.set(projectId, ids);
+    }
+    return ids;
   }
 
   // ---- writes that need care --------------------------------------------------------

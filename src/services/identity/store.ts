@@ -1,7 +1,8 @@
 import type { Db } from '../../db/index.ts';
 import type { AssignmentType, Database } from '../../db/schema.ts';
 import type {
-  AppCred, Assignment, CatalogService, Credential, Domain, Endpoint, Group, Project, Region, RevocationEvent, Role, User,
+  AppCred, Assignment, CatalogService, Credential, Domain, Endpoint, EndpointFilters, EndpointGroup, Group, Policy, Project, Region,
+  RevocationEvent, Role, User,
 } from './types.ts';
 
 /** SQL for identity. Every function takes the Kysely handle, so it runs inside a transaction too. */
@@ -373,4 +374,69 @@ export async function listRevocations(db: Db, since?: string): Promise<Revocatio
 }
 export async function pruneRevocations(db: Db, before: string): Promise<void> {
   await db.deleteFrom('revocation_events').where('revoked_at', '<', before).execute();
+}
+
+// Policies (stored blobs, as Keystone keeps them)
+const toPolicy = (r: Database['policies']): Policy => ({ id: r.id, type: r.type, blob: r.blob, extra: json(r.extra) });
+export async function insertPolicy(db: Db, p: Policy): Promise<void> {
+  await db.insertInto('policies').values({ id: p.id, type: p.type, blob: p.blob, extra: JSON.stringify(p.extra) }).execute();
+}
+export async function updatePolicy(db: Db, p: Policy): Promise<void> {
+  await db.updateTable('policies').set({ type: p.type, blob: p.blob, extra: JSON.stringify(p.extra) }).where('id', '=', p.id).execute();
+}
+export async function getPolicy(db: Db, id: string): Promise<Policy | undefined> {
+  const r = await db.selectFrom('policies').selectAll().where('id', '=', id).executeTakeFirst();
+  return r && toPolicy(r);
+}
+export async function listPolicies(db: Db, type?: string): Promise<Policy[]> {
+  let q = db.selectFrom('policies').selectAll().orderBy('id');
+  if (type !== undefined) q = q.where('type', '=', type);
+  return (await q.execute()).map(toPolicy);
+}
+export async function deletePolicy(db: Db, id: string): Promise<void> { await db.deleteFrom('policies').where('id', '=', id).execute(); }
+
+// Endpoint groups and project/endpoint associations (OS-EP-FILTER)
+const toGroupOfEndpoints = (r: Database['endpoint_groups']): EndpointGroup => ({ id: r.id, name: r.name, description: r.description, filters: json(r.filters) as EndpointFilters });
+export async function insertEndpointGroup(db: Db, g: EndpointGroup): Promise<void> {
+  await db.insertInto('endpoint_groups').values({ id: g.id, name: g.name, description: g.description, filters: JSON.stringify(g.filters) }).execute();
+}
+export async function updateEndpointGroup(db: Db, g: EndpointGroup): Promise<void> {
+  await db.updateTable('endpoint_groups').set({ name: g.name, description: g.description, filters: JSON.stringify(g.filters) }).where('id', '=', g.id).execute();
+}
+export async function getEndpointGroup(db: Db, id: string): Promise<EndpointGroup | undefined> {
+  const r = await db.selectFrom('endpoint_groups').selectAll().where('id', '=', id).executeTakeFirst();
+  return r && toGroupOfEndpoints(r);
+}
+export async function listEndpointGroups(db: Db, f: { name?: string; ids?: string[] } = {}): Promise<EndpointGroup[]> {
+  let q = db.selectFrom('endpoint_groups').selectAll().orderBy('id');
+  if (f.name !== undefined) q = q.where('name', '=', f.name);
+  if (f.ids !== undefined) { if (!f.ids.length) return []; q = q.where('id', 'in', f.ids); }
+  return (await q.execute()).map(toGroupOfEndpoints);
+}
+export async function deleteEndpointGroup(db: Db, id: string): Promise<void> { await db.deleteFrom('endpoint_groups').where('id', '=', id).execute(); }
+export async function associateGroupProject(db: Db, groupId: string, projectId: string): Promise<void> {
+  await db.insertInto('project_endpoint_groups').values({ endpoint_group_id: groupId, project_id: projectId }).onConflict((oc) => oc.doNothing()).execute();
+}
+export async function dissociateGroupProject(db: Db, groupId: string, projectId: string): Promise<number> {
+  const r = await db.deleteFrom('project_endpoint_groups').where('endpoint_group_id', '=', groupId).where('project_id', '=', projectId).executeTakeFirst();
+  return Number(r.numDeletedRows);
+}
+export async function groupProjectPairs(db: Db, f: { groupId?: string; projectId?: string }): Promise<{ endpoint_group_id: string; project_id: string }[]> {
+  let q = db.selectFrom('project_endpoint_groups').selectAll();
+  if (f.groupId !== undefined) q = q.where('endpoint_group_id', '=', f.groupId);
+  if (f.projectId !== undefined) q = q.where('project_id', '=', f.projectId);
+  return q.execute();
+}
+export async function associateEndpointProject(db: Db, endpointId: string, projectId: string): Promise<void> {
+  await db.insertInto('project_endpoints').values({ endpoint_id: endpointId, project_id: projectId }).onConflict((oc) => oc.doNothing()).execute();
+}
+export async function dissociateEndpointProject(db: Db, endpointId: string, projectId: string): Promise<number> {
+  const r = await db.deleteFrom('project_endpoints').where('endpoint_id', '=', endpointId).where('project_id', '=', projectId).executeTakeFirst();
+  return Number(r.numDeletedRows);
+}
+export async function endpointProjectPairs(db: Db, f: { endpointId?: string; projectId?: string }): Promise<{ endpoint_id: string; project_id: string }[]> {
+  let q = db.selectFrom('project_endpoints').selectAll();
+  if (f.endpointId !== undefined) q = q.where('endpoint_id', '=', f.endpointId);
+  if (f.projectId !== undefined) q = q.where('project_id', '=', f.projectId);
+  return q.execute();
 }

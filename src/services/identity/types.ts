@@ -33,6 +33,10 @@ export interface RevocationEvent {
   audit_chain_id: string | null; role_id: string | null; app_cred_id: string | null; issued_before: string; revoked_at: string;
 }
 
+export interface Policy { id: string; type: string; blob: string; extra: Record<string, unknown> }
+export interface EndpointFilters { service_id?: string; region_id?: string; interface?: string }
+export interface EndpointGroup { id: string; name: string; description: string; filters: EndpointFilters }
+
 /** The id Keystone gives the default domain. */
 export const DEFAULT_DOMAIN_ID = 'default';
 /** The target id of system role assignments. */
