@@ -6,6 +6,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, openstack, openstackFails, startCloud, type Cloud } from './helpers/cloud.ts';
 import { startPostgres, type Postgres } from './helpers/postgres.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
 type Row = Record<string, unknown>;
 
@@ -136,7 +140,10 @@ function suite(dbName: 'sqlite' | 'postgresql'): void {
 
     test('a second start re-uses the data and the admin password', async () => {
       await os('project', 'create', 'survivor');
+      const natsPid = Number(readFileSync(join(cloud.dir, 'data', 'run', 'nats.pid'), 'utf8'));
+      assert.ok(alive(natsPid), 'the supervised nats-server runs');
       assert.equal(await cloud.stop(), 0, 'Ctrl-C exits cleanly');
+      assert.ok(!alive(natsPid), 'and stops its nats-server child');
       cloud = await startCloud({ dir: cloud.dir, database: pg?.url, port: cloud.port });
       assert.ok(!cloud.output().includes('shown once'), 'the password is not shown again');
       assert.equal(cloud.env.OS_PASSWORD, env.OS_PASSWORD);

@@ -19,23 +19,25 @@ import { loadConfig } from '../../src/common/config.ts';
 import { hashPassword } from '../../src/services/identity/password.ts';
 import { startCloud, type Cloud } from '../../tests/helpers/cloud.ts';
 
-interface Target { name: string; base: string; password: string; projectId: string }
+/** keepAlive: uwsgi's plain http-socket (Keystone) closes connections, so it gets fresh ones. */
+interface Target { name: string; base: string; password: string; projectId: string; agent: Agent }
 interface Reply { status: number; token?: string; body: string }
 interface Result { op: string; concurrency: number; target: string; rps: number; p50: number; p99: number; ok: number; errors: number }
 
-const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+const keepAlive = new Agent({ keepAlive: true, maxSockets: 64 });
+const fresh = new Agent({ keepAlive: false, maxSockets: 64 });
 
 /** One request; a keep-alive socket the server closed meanwhile is retried once on a fresh one. */
-async function call(url: string, method: string, headers: Record<string, string>, body?: string): Promise<Reply> {
+async function call(agent: Agent, url: string, method: string, headers: Record<string, string>, body?: string): Promise<Reply> {
   try {
-    return await once(url, method, headers, body);
+    return await once(agent, url, method, headers, body);
   } catch (err) {
     if ((err as { code?: string }).code !== 'ECONNRESET') throw err;
-    return once(url, method, headers, body);
+    return once(agent, url, method, headers, body);
   }
 }
 
-function once(url: string, method: string, headers: Record<string, string>, body?: string): Promise<Reply> {
+function once(agent: Agent, url: string, method: string, headers: Record<string, string>, body?: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method, agent, headers: body ? { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : headers }, (res) => {
       const chunks: Buffer[] = [];
@@ -55,7 +57,7 @@ const passwordBody = (t: Target) => JSON.stringify({ auth: {
 const tokenBody = (t: Target, token: string) => JSON.stringify({ auth: { identity: { methods: ['token'], token: { id: token } }, scope: { project: { id: t.projectId } } } });
 
 async function issue(t: Target): Promise<string> {
-  const r = await call(`${t.base}/auth/tokens`, 'POST', {}, passwordBody(t));
+  const r = await call(t.agent, `${t.base}/auth/tokens`, 'POST', {}, passwordBody(t));
   if (r.status !== 201 || !r.token) throw new Error(`${t.name}: password token failed: ${r.status} ${r.body.slice(0, 200)}`);
   return r.token;
 }
@@ -63,7 +65,7 @@ async function issue(t: Target): Promise<string> {
 /** Run `op` from `concurrency` loops for `seconds` (after a short warm-up); count expected statuses only. */
 async function measure(name: string, target: Target, concurrency: number, seconds: number, expect: number, op: () => Promise<Reply>): Promise<Result> {
   const warmUntil = Date.now() + 500;
-  while (Date.now() < warmUntil) await op();
+  while (Date.now() < warmUntil) await op().catch(() => undefined);
   const lat: number[] = [];
   let errors = 0;
   const start = performance.now();
@@ -88,23 +90,23 @@ async function benchTarget(t: Target, seconds: number): Promise<Result[]> {
   const adminToken = await issue(t);
   const subject = await issue(t);
   for (const c of [1, 8]) {
-    out.push(await measure('password issue', t, c, seconds * 2, 201, () => call(`${t.base}/auth/tokens`, 'POST', {}, passwordBody(t))));
-    out.push(await measure('re-scope (token)', t, c, seconds, 201, () => call(`${t.base}/auth/tokens`, 'POST', {}, tokenBody(t, subject))));
-    out.push(await measure('validate', t, c, seconds, 200, () => call(`${t.base}/auth/tokens`, 'GET', { 'x-auth-token': adminToken, 'x-subject-token': subject })));
+    out.push(await measure('password issue', t, c, seconds * 2, 201, () => call(t.agent, `${t.base}/auth/tokens`, 'POST', {}, passwordBody(t))));
+    out.push(await measure('re-scope (token)', t, c, seconds, 201, () => call(t.agent, `${t.base}/auth/tokens`, 'POST', {}, tokenBody(t, subject))));
+    out.push(await measure('validate', t, c, seconds, 200, () => call(t.agent, `${t.base}/auth/tokens`, 'GET', { 'x-auth-token': adminToken, 'x-subject-token': subject })));
     for (const r of out.slice(-3)) console.error(`  ${r.target} ${r.op} c=${r.concurrency}: ${r.rps.toFixed(1)}/s`);
   }
   return out;
 }
 
 async function projectId(base: string, token: string): Promise<string> {
-  const r = await call(`${base}/auth/projects`, 'GET', { 'x-auth-token': token });
+  const r = await call(fresh, `${base}/auth/projects`, 'GET', { 'x-auth-token': token });
   const p = (JSON.parse(r.body) as { projects: { id: string; name: string }[] }).projects.find((x) => x.name === 'admin');
   if (!p) throw new Error(`no admin project at ${base}`);
   return p.id;
 }
 
 async function unscoped(base: string, password: string): Promise<string> {
-  const r = await call(`${base}/auth/tokens`, 'POST', {}, JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password } } }, scope: 'unscoped' } }));
+  const r = await call(fresh, `${base}/auth/tokens`, 'POST', {}, JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password } } }, scope: 'unscoped' } }));
   if (!r.token) throw new Error(`unscoped token at ${base}: ${r.status} ${r.body.slice(0, 200)}`);
   return r.token;
 }
@@ -139,14 +141,14 @@ async function main(): Promise<void> {
     const targets: Target[] = [];
     cloud = await startCloud({ dir: join(work, 'gureum') });
     const gBase = `${cloud.url}/identity/v3`;
-    targets.push({ name: 'gureum', base: gBase, password: cloud.password, projectId: await projectId(gBase, await unscoped(gBase, cloud.password)) });
+    targets.push({ name: 'gureum', base: gBase, password: cloud.password, agent: keepAlive, projectId: await projectId(gBase, await unscoped(gBase, cloud.password)) });
     if (values.only !== 'gureum') {
       keystoneDir = join(work, 'keystone');
       execFileSync('mkdir', ['-p', keystoneDir]);
       const port = await freePort();
       execFileSync(script, ['start', keystoneDir, String(port)], { stdio: 'inherit', env: { ...process.env, ADMIN_PASSWORD: 'keystone-anchor' } });
       const kBase = `http://127.0.0.1:${port}/v3`;
-      targets.push({ name: 'keystone', base: kBase, password: 'keystone-anchor', projectId: await projectId(kBase, await unscoped(kBase, 'keystone-anchor')) });
+      targets.push({ name: 'keystone', base: kBase, password: 'keystone-anchor', agent: fresh, projectId: await projectId(kBase, await unscoped(kBase, 'keystone-anchor')) });
     }
     const results: Result[] = [];
     for (const t of targets) {
@@ -173,7 +175,7 @@ async function main(): Promise<void> {
     }
     const rounds = loadConfig({ flags: { dataDir: work } }).passwordHashRounds;
     const cost = await hashCosts(rounds);
-    console.log(`\nPassword hash cost, one hash on this machine: Gureum scrypt N=2^${rounds},r=8,p=1: ${cost.scryptMs.toFixed(0)} ms; ` +
+    console.log(`\nPassword hash cost, one hash on this machine: Gureum scrypt N=2^${rounds},r=12,p=1: ${cost.scryptMs.toFixed(0)} ms; ` +
       `Keystone bcrypt cost 12: ${cost.bcryptMs === null ? 'n/a (python3-bcrypt missing)' : `${cost.bcryptMs.toFixed(0)} ms`}`);
   } finally {
     await stopAll();

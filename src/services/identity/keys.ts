@@ -13,6 +13,7 @@ export interface TokenKey { index: number; signing: Buffer; encryption: Buffer }
 export class KeyRepository {
   private keys: TokenKey[] = [];
   private loadedMtime = 0;
+  private checkedAt = 0;
 
   constructor(readonly dir: string, private readonly maxActiveKeys = 3) {}
 
@@ -55,8 +56,11 @@ export class KeyRepository {
     return this.keys[0]!;
   }
 
-  /** Cheap check (one stat) whether `gureum keys rotate` changed the folder. */
+  /** Whether `gureum keys rotate` changed the folder: one stat, at most once a second. */
   refresh(): void {
+    const now = Date.now();
+    if (now - this.checkedAt < 1000) return;
+    this.checkedAt = now;
     const m = statSync(this.dir).mtimeMs;
     if (m !== this.loadedMtime) this.load();
   }
