@@ -4,7 +4,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { api, passwordToken, startCloud, type Cloud } from './helpers/cloud.ts';
+
+const run = promisify(execFile);
 
 const V3 = '/identity/v3';
 
@@ -137,5 +142,23 @@ describe('identity API behaviour', () => {
     assert.equal((await api(cloud, 'GET', `${V3}/auth/catalog`, { token: t })).status, 200);
     assert.equal((await api(cloud, 'DELETE', `${V3}/projects/${pid}`, { token: admin })).status, 204);
     assert.equal((await api(cloud, 'GET', `${V3}/auth/catalog`, { token: t })).status, 401);
+  });
+
+  test('gureum keys rotate: the running controller signs with the new key and still accepts old tokens', async () => {
+    const old = await passwordToken(cloud, { name: 'alpha-user', password: 'alpha-pw' }, ids.alpha);
+    const rotate = () => run(new URL('../bin/gureum', import.meta.url).pathname, ['keys', 'rotate', '--data-dir', join(cloud.dir, 'data')]);
+    assert.match((await rotate()).stdout, /primary is now key 2/);
+    await new Promise((r) => setTimeout(r, 1100)); // the controller re-reads the key folder at most once a second
+    const fresh = await passwordToken(cloud, { name: 'alpha-user', password: 'alpha-pw' }, ids.alpha);
+    for (const t of [old, fresh]) assert.equal((await api(cloud, 'GET', `${V3}/auth/tokens`, { token: admin, headers: { 'X-Subject-Token': t } })).status, 200);
+    // Two more rotations retire the key that signed `old` (3 keys kept: staged, primary, one secondary).
+    await rotate();
+    await rotate();
+    await new Promise((r) => setTimeout(r, 1100));
+    const newest = await passwordToken(cloud, { name: 'admin', password: cloud.password }, undefined);
+    const scoped = await api(cloud, 'POST', `${V3}/auth/tokens`, { body: { auth: { identity: { methods: ['token'], token: { id: newest } }, scope: { system: { all: true } } } } });
+    const admin2 = scoped.headers.get('x-subject-token')!;
+    assert.equal((await api(cloud, 'GET', `${V3}/auth/tokens`, { token: admin2, headers: { 'X-Subject-Token': old } })).status, 404);
+    admin = admin2;
   });
 });

@@ -14,6 +14,8 @@ export class KeyRepository {
   private keys: TokenKey[] = [];
   private loadedMtime = 0;
   private checkedAt = 0;
+  /** Bumped whenever the keys are (re)loaded, so caches of validated tokens know to re-check. */
+  version = 0;
 
   constructor(readonly dir: string, private readonly maxActiveKeys = 3) {}
 
@@ -77,6 +79,7 @@ export class KeyRepository {
     if (keys.length === 0) throw new Error(`no token keys in ${this.dir}; run gureum up or gureum keys rotate`);
     this.keys = keys;
     this.loadedMtime = m;
+    this.version++;
   }
 
   private indexes(): number[] {

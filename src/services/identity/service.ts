@@ -76,6 +76,7 @@ export class IdentityService implements TokenValidator {
   private catalogCache: { gen: number; entries: CatalogEntry[] } | null = null;
   private filterCache: { gen: number; projects: Set<string>; byProject: Map<string, string[]> } | null = null;
   private readonly listeners: ((kind: string) => void)[] = [];
+  private keysSeen = -1;
 
   constructor(
     readonly db: Db,
@@ -207,9 +208,12 @@ export class IdentityService implements TokenValidator {
     if (scope.kind === 'project') payload.p = scope.project.id;
     else if (scope.kind === 'domain') payload.d = scope.domain.id;
     else if (scope.kind === 'system') payload.s = 1;
+    const gen = this.generation;
     const token = this.codec.issue(payload);
     const view = await this.buildView(token, payload);
     if (!view) throw new Unauthorized();
+    // The first validation of a new token needs no database read either.
+    if (gen === this.generation) this.tokenCache.set(token, { gen, view });
     return { token, view, catalog: opts.nocatalog || scope.kind === 'none' ? undefined : await this.catalog(view.auth.projectId) };
   }
 
@@ -308,6 +312,12 @@ export class IdentityService implements TokenValidator {
   /** The current view of a token (cached until identity data changes), or null when invalid. */
   async view(token: string): Promise<TokenView | null> {
     const hit = this.tokenCache.get(token);
+    const keys = this.codec.keysVersion();
+    if (keys !== this.keysSeen) {
+      // A retired key invalidates the tokens it signed: re-check every cached token.
+      this.keysSeen = keys;
+      this.generation++;
+    }
     if (hit && hit.gen === this.generation) {
       if (hit.view.auth.expiresAt > Date.now()) return hit.view;
       this.tokenCache.delete(token);

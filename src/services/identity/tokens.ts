@@ -71,4 +71,6 @@ export class TokenCodec {
   constructor(private readonly keys: KeyRepository) {}
   issue(p: TokenPayload): string { return encodeToken(p, this.keys.primary()); }
   open(token: string): TokenPayload | null { return decodeToken(token, this.keys.all()); }
+  /** Changes when the key repository changes (e.g. `gureum keys rotate`). */
+  keysVersion(): number { this.keys.refresh(); return this.keys.version; }
 }
