@@ -66,6 +66,6 @@ export async function bootstrapIdentity(identity: IdentityService, opts: Bootstr
     await store.insertAssignment(db, { actorType: 'User', actorId: admin.id, targetType: 'Project', targetId: project.id, roleId: adminRole.id, inherited: false });
     await store.insertAssignment(db, { actorType: 'User', actorId: admin.id, targetType: 'System', targetId: SYSTEM_TARGET, roleId: adminRole.id, inherited: false });
   }
-  identity.changed('bootstrap');
+  await identity.changed('bootstrap');
   return { createdAdmin };
 }

@@ -97,14 +97,27 @@ export class IdentityService implements TokenValidator {
   /** Another controller changed identity data: forget cached views and re-read revocations. */
   async refreshFromPeer(): Promise<void> {
     this.generation++;
-    const last = this.revocations.at(-1)?.revoked_at;
-    this.revocations.push(...(await store.listRevocations(this.db, last)));
+    await this.loadNewRevocations();
   }
 
-  changed(kind: string): void {
+  /**
+   * Call after every committed identity write: cached token views are dropped, revocation
+   * events the write committed are loaded (the database is their only source, so an event
+   * of a rolled-back transaction never takes effect), and other controllers are told.
+   */
+  async changed(kind: string): Promise<void> {
     this.generation++;
     if (this.tokenCache.size > 50_000) this.tokenCache.clear();
+    await this.loadNewRevocations();
+    this.generation++;
     for (const l of this.listeners) l(kind);
+  }
+
+  private async loadNewRevocations(): Promise<void> {
+    const last = this.revocations.at(-1)?.revoked_at;
+    const known = new Set(this.revocations.filter((e) => e.revoked_at === last).map((e) => e.id));
+    const fresh = await store.listRevocations(this.db, last);
+    this.revocations.push(...fresh.filter((e) => !known.has(e.id)));
   }
 
   async revoke(e: Partial<Omit<RevocationEvent, 'id' | 'revoked_at' | 'issued_before'>>, db: Db = this.db): Promise<void> {
@@ -115,7 +128,6 @@ export class IdentityService implements TokenValidator {
       app_cred_id: e.app_cred_id ?? null, issued_before: now, revoked_at: now,
     };
     await store.insertRevocation(db, ev);
-    this.revocations.push(ev);
   }
 
   // ---- authentication -------------------------------------------------------------
@@ -512,7 +524,7 @@ export class IdentityService implements TokenValidator {
       if (isUniqueViolation(err)) throw new Conflict(`Duplicate entry found with name ${u.name} at domain ID ${u.domain_id}.`);
       throw err;
     }
-    this.changed('user');
+    await this.changed('user');
     return user;
   }
 
@@ -523,7 +535,7 @@ export class IdentityService implements TokenValidator {
       await store.updateUser(trx, user);
       await this.revoke({ user_id: user.id }, trx);
     });
-    this.changed('user');
+    await this.changed('user');
     return user;
   }
 
@@ -548,7 +560,7 @@ export class IdentityService implements TokenValidator {
       if (isUniqueViolation(err)) throw new Conflict(`An application credential named ${a.name} already exists for this user.`);
       throw err;
     }
-    this.changed('app_cred');
+    await this.changed('app_cred');
     return { cred, secret };
   }
 

@@ -369,7 +369,7 @@ export async function deleteCredential(db: Db, id: string): Promise<void> { awai
 export async function insertRevocation(db: Db, e: RevocationEvent): Promise<void> { await db.insertInto('revocation_events').values(e).execute(); }
 export async function listRevocations(db: Db, since?: string): Promise<RevocationEvent[]> {
   let q = db.selectFrom('revocation_events').selectAll().orderBy('revoked_at');
-  if (since) q = q.where('revoked_at', '>', since);
+  if (since) q = q.where('revoked_at', '>=', since);
   return q.execute();
 }
 export async function pruneRevocations(db: Db, before: string): Promise<void> {

@@ -70,7 +70,7 @@ export function authRoutes(app: FastifyInstance, identity: IdentityService): voi
     if (!view) throw new NotFound('Could not find token.');
     enforce(req.ctx.auth, 'identity:revoke_token', { token_user_id: view.auth.userId });
     await identity.revoke({ audit_id: view.auth.auditIds[0] });
-    identity.changed('revocation');
+    await identity.changed('revocation');
     return reply.code(204).send();
   });
 

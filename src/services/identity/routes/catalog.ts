@@ -48,7 +48,7 @@ export function catalogRoutes(app: FastifyInstance, identity: IdentityService): 
       if (isUniqueViolation(err)) throw new Conflict(`Duplicate ID, ${id}.`);
       throw err;
     }
-    identity.changed('catalog');
+    await identity.changed('catalog');
     return r;
   };
   app.post<{ Body: Static<typeof RegionBody> }>('/v3/regions', { schema: { body: RegionBody } }, async (req, reply) => {
@@ -94,7 +94,7 @@ export function catalogRoutes(app: FastifyInstance, identity: IdentityService): 
     }
     Object.assign(r.extra, extraOf(b, ['id', 'description', 'parent_region_id']));
     await store.updateRegion(db, r);
-    identity.changed('catalog');
+    await identity.changed('catalog');
     return { region: renderRegion(v3Base(req), r) };
   });
   app.delete<{ Params: { id: string } }>('/v3/regions/:id', async (req, reply) => {
@@ -103,7 +103,7 @@ export function catalogRoutes(app: FastifyInstance, identity: IdentityService): 
     if ((await store.listRegions(db, { parent_region_id: req.params.id })).length) throw new Forbidden('Cannot delete a region that has child regions.');
     if ((await store.listEndpoints(db, { region_id: req.params.id })).length) throw new Forbidden('Cannot delete a region that has endpoints.');
     await store.deleteRegion(db, req.params.id);
-    identity.changed('catalog');
+    await identity.changed('catalog');
     return reply.code(204).send();
   });
 
@@ -113,7 +113,7 @@ export function catalogRoutes(app: FastifyInstance, identity: IdentityService): 
     const b = req.body.service;
     const s: CatalogService = { id: newId(), type: b.type, name: b.name ?? '', description: b.description ?? '', enabled: b.enabled ?? true, extra: extraOf(b, ['id', 'type', 'name', 'description', 'enabled']) };
     await store.insertService(db, s);
-    identity.changed('catalog');
+    await identity.changed('catalog');
     return reply.code(201).send({ service: renderService(v3Base(req), s) });
   });
   app.get<{ Querystring: Record<string, string | undefined> }>('/v3/services', async (req) => {
@@ -140,14 +140,14 @@ export function catalogRoutes(app: FastifyInstance, identity: IdentityService): 
     if (b.enabled !== undefined) s.enabled = b.enabled;
     Object.assign(s.extra, extraOf(b, ['id', 'type', 'name', 'description', 'enabled']));
     await store.updateService(db, s);
-    identity.changed('catalog');
+    await identity.changed('catalog');
     return { service: renderService(v3Base(req), s) };
   });
   app.delete<{ Params: { id: string } }>('/v3/services/:id', async (req, reply) => {
     enforce(req.ctx.auth, 'identity:delete_service');
     await requireService(req.params.id);
     await store.deleteService(db, req.params.id);
-    identity.changed('catalog');
+    await identity.changed('catalog');
     return reply.code(204).send();
   });
 
@@ -169,7 +169,7 @@ export function catalogRoutes(app: FastifyInstance, identity: IdentityService): 
     await checkRegion(region);
     const e: Endpoint = { id: newId(), service_id: b.service_id, interface: b.interface, url: b.url, region_id: region, enabled: b.enabled ?? true, extra: extraOf(b, ['id', 'interface', 'url', 'service_id', 'region_id', 'region', 'enabled']) };
     await store.insertEndpoint(db, e);
-    identity.changed('catalog');
+    await identity.changed('catalog');
     return reply.code(201).send({ endpoint: renderEndpoint(v3Base(req), e) });
   });
   app.get<{ Querystring: Record<string, string | undefined> }>('/v3/endpoints', async (req) => {
@@ -198,14 +198,14 @@ export function catalogRoutes(app: FastifyInstance, identity: IdentityService): 
     if (b.enabled !== undefined) e.enabled = b.enabled;
     Object.assign(e.extra, extraOf(b, ['id', 'interface', 'url', 'service_id', 'region_id', 'region', 'enabled']));
     await store.updateEndpoint(db, e);
-    identity.changed('catalog');
+    await identity.changed('catalog');
     return { endpoint: renderEndpoint(v3Base(req), e) };
   });
   app.delete<{ Params: { id: string } }>('/v3/endpoints/:id', async (req, reply) => {
     enforce(req.ctx.auth, 'identity:delete_endpoint');
     await requireEndpoint(req.params.id);
     await store.deleteEndpoint(db, req.params.id);
-    identity.changed('catalog');
+    await identity.changed('catalog');
     return reply.code(204).send();
   });
 }

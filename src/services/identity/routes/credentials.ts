@@ -106,7 +106,7 @@ export function credentialRoutes(app: FastifyInstance, identity: IdentityService
       await store.deleteAppCred(trx, a.id);
       await identity.revoke({ app_cred_id: a.id }, trx);
     });
-    identity.changed('app_cred');
+    await identity.changed('app_cred');
     return reply.code(204).send();
   });
 
@@ -122,7 +122,7 @@ export function credentialRoutes(app: FastifyInstance, identity: IdentityService
       extra: Object.fromEntries(Object.entries(b).filter(([k]) => !['id', 'type', 'blob', 'user_id', 'project_id'].includes(k))),
     };
     await store.insertCredential(db, c, access && IdentityService.ec2KeyHash(access));
-    identity.changed('credential');
+    await identity.changed('credential');
     return reply.code(201).send({ credential: renderCredential(v3Base(req), c) });
   });
   app.get<{ Querystring: { user_id?: string; type?: string } }>('/v3/credentials', async (req) => {
@@ -155,14 +155,14 @@ export function credentialRoutes(app: FastifyInstance, identity: IdentityService
     const access = ec2Access(c);
     Object.assign(c.extra, Object.fromEntries(Object.entries(b).filter(([k]) => !['id', 'type', 'blob', 'user_id', 'project_id'].includes(k))));
     await store.updateCredential(db, c, access && IdentityService.ec2KeyHash(access));
-    identity.changed('credential');
+    await identity.changed('credential');
     return { credential: renderCredential(v3Base(req), c) };
   });
   app.delete<{ Params: { id: string } }>('/v3/credentials/:id', async (req, reply) => {
     const c = await requireCredential(req.params.id);
     enforce(req.ctx.auth, 'identity:delete_credential', { user_id: c.user_id });
     await store.deleteCredential(db, c.id);
-    identity.changed('credential');
+    await identity.changed('credential');
     return reply.code(204).send();
   });
 
@@ -175,7 +175,7 @@ export function credentialRoutes(app: FastifyInstance, identity: IdentityService
     const blob = JSON.stringify({ access, secret: randomBytes(16).toString('hex'), trust_id: null });
     const c: Credential = { id: IdentityService.ec2KeyHash(access), user_id: req.params.uid, project_id: req.body.tenant_id, type: 'ec2', blob, extra: {} };
     await store.insertCredential(db, c, c.id);
-    identity.changed('credential');
+    await identity.changed('credential');
     return reply.code(201).send({ credential: renderEc2(v3Base(req), c) });
   });
   app.get<{ Params: { uid: string } }>('/v3/users/:uid/credentials/OS-EC2', async (req) => {
@@ -197,7 +197,7 @@ export function credentialRoutes(app: FastifyInstance, identity: IdentityService
     enforce(req.ctx.auth, 'identity:ec2_delete_credential', { user_id: req.params.uid });
     const c = await requireEc2(req.params.uid, req.params.access);
     await store.deleteCredential(db, c.id);
-    identity.changed('credential');
+    await identity.changed('credential');
     return reply.code(204).send();
   });
 }

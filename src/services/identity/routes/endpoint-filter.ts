@@ -48,7 +48,7 @@ export function endpointFilterRoutes(app: FastifyInstance, identity: IdentitySer
     const b = req.body.endpoint_group;
     const g: EndpointGroup = { id: newId(), name: b.name, description: b.description ?? '', filters: b.filters };
     await store.insertEndpointGroup(db, g);
-    identity.changed('catalog');
+    await identity.changed('catalog');
     return reply.code(201).send({ endpoint_group: render(v3Base(req), g) });
   });
   app.get<{ Querystring: { name?: string } }>(`${P}/endpoint_groups`, async (req) => {
@@ -67,14 +67,14 @@ export function endpointFilterRoutes(app: FastifyInstance, identity: IdentitySer
     if (b.description !== undefined) g.description = b.description ?? '';
     if (b.filters !== undefined) g.filters = b.filters;
     await store.updateEndpointGroup(db, g);
-    identity.changed('catalog');
+    await identity.changed('catalog');
     return { endpoint_group: render(v3Base(req), g) };
   });
   app.delete<{ Params: { id: string } }>(`${P}/endpoint_groups/:id`, async (req, reply) => {
     enforce(req.ctx.auth, 'identity:delete_endpoint_group');
     await requireGroup(req.params.id);
     await store.deleteEndpointGroup(db, req.params.id);
-    identity.changed('catalog');
+    await identity.changed('catalog');
     return reply.code(204).send();
   });
   app.get<{ Params: { id: string } }>(`${P}/endpoint_groups/:id/endpoints`, async (req) => {
@@ -94,7 +94,7 @@ export function endpointFilterRoutes(app: FastifyInstance, identity: IdentitySer
     await requireGroup(req.params.id);
     await requireProject(db, req.params.pid);
     await store.associateGroupProject(db, req.params.id, req.params.pid);
-    identity.changed('catalog');
+    await identity.changed('catalog');
     return reply.code(204).send();
   });
   app.get<{ Params: { id: string; pid: string } }>(`${P}/endpoint_groups/:id/projects/:pid`, async (req) => {
@@ -107,7 +107,7 @@ export function endpointFilterRoutes(app: FastifyInstance, identity: IdentitySer
   app.delete<{ Params: { id: string; pid: string } }>(`${P}/endpoint_groups/:id/projects/:pid`, async (req, reply) => {
     enforce(req.ctx.auth, 'identity:remove_endpoint_group_from_project');
     if (!(await store.dissociateGroupProject(db, req.params.id, req.params.pid))) throw new NotFound(`Endpoint group ${req.params.id} is not associated with project ${req.params.pid}.`);
-    identity.changed('catalog');
+    await identity.changed('catalog');
     return reply.code(204).send();
   });
   app.get<{ Params: { pid: string } }>(`${P}/projects/:pid/endpoint_groups`, async (req) => {
@@ -122,7 +122,7 @@ export function endpointFilterRoutes(app: FastifyInstance, identity: IdentitySer
     await requireProject(db, req.params.pid);
     await requireEndpoint(req.params.eid);
     await store.associateEndpointProject(db, req.params.eid, req.params.pid);
-    identity.changed('catalog');
+    await identity.changed('catalog');
     return reply.code(204).send();
   });
   app.get<{ Params: { pid: string; eid: string } }>(`${P}/projects/:pid/endpoints/:eid`, async (req, reply) => {
@@ -135,7 +135,7 @@ export function endpointFilterRoutes(app: FastifyInstance, identity: IdentitySer
   app.delete<{ Params: { pid: string; eid: string } }>(`${P}/projects/:pid/endpoints/:eid`, async (req, reply) => {
     enforce(req.ctx.auth, 'identity:remove_endpoint_from_project');
     if (!(await store.dissociateEndpointProject(db, req.params.eid, req.params.pid))) throw new NotFound(`Endpoint ${req.params.eid} is not associated with project ${req.params.pid}.`);
-    identity.changed('catalog');
+    await identity.changed('catalog');
     return reply.code(204).send();
   });
   app.get<{ Params: { pid: string } }>(`${P}/projects/:pid/endpoints`, async (req) => {

@@ -115,7 +115,7 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
       extra: splitExtra(b, ['name', 'description', 'enabled', 'tags', 'explicit_domain_id', 'options', 'id']),
     };
     await uniq(() => store.insertDomain(db, d), 'domain');
-    identity.changed('domain');
+    await identity.changed('domain');
     return reply.code(201).send({ domain: renderDomain(v3Base(req), d) });
   });
   app.get<{ Querystring: Q }>('/v3/domains', async (req) => {
@@ -142,7 +142,7 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
       await uniq(() => store.updateDomain(trx, d), 'domain');
       if (disabling) await identity.revoke({ domain_id: d.id }, trx);
     });
-    identity.changed('domain');
+    await identity.changed('domain');
     return d;
   };
   /** Delete a disabled domain and everything in it. */
@@ -162,7 +162,7 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
       await store.deleteDomain(trx, d.id);
       await identity.revoke({ domain_id: d.id }, trx);
     });
-    identity.changed('domain');
+    await identity.changed('domain');
   };
   app.patch<{ Params: { id: string }; Body: Static<typeof DomainUpdate> }>('/v3/domains/:id', { schema: { body: DomainUpdate } }, async (req) => {
     enforce(req.ctx.auth, 'identity:update_domain', { domain_id: req.params.id });
@@ -183,7 +183,7 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
       if (b.parent_id || b.domain_id) throw new BadRequest('A project acting as a domain cannot have a parent or a domain.');
       const d: Domain = { id: newId(), name: b.name, description: b.description ?? '', enabled: b.enabled ?? true, extra: {} };
       await uniq(() => store.insertDomain(db, d), 'domain');
-      identity.changed('domain');
+      await identity.changed('domain');
       return reply.code(201).send({ project: renderDomainAsProject(v3Base(req), d) });
     }
     let domainId = domainFor(b.domain_id, auth);
@@ -205,7 +205,7 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
       is_domain: false, tags: b.tags ?? [], extra: splitExtra(b, ['name', 'description', 'enabled', 'domain_id', 'parent_id', 'is_domain', 'tags', 'options', 'id']),
     };
     await uniq(() => db.transaction().execute((trx) => store.insertProject(trx, p)), 'project');
-    identity.changed('project');
+    await identity.changed('project');
     return reply.code(201).send({ project: renderProject(v3Base(req), p) });
   });
   app.get<{ Querystring: Q }>('/v3/projects', async (req) => {
@@ -270,7 +270,7 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
       if (b.tags !== undefined) { p.tags = [...new Set(b.tags)]; await store.setProjectTags(trx, p.id, p.tags); }
       if (disabling) await identity.revoke({ project_id: p.id }, trx);
     });
-    identity.changed('project');
+    await identity.changed('project');
     return { project: renderProject(v3Base(req), p) };
   });
   app.delete<{ Params: { id: string } }>('/v3/projects/:id', async (req, reply) => {
@@ -288,7 +288,7 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
       await store.deleteProject(trx, p.id);
       await identity.revoke({ project_id: p.id }, trx);
     });
-    identity.changed('project');
+    await identity.changed('project');
     return reply.code(204).send();
   });
 
@@ -302,14 +302,14 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
     const p = await requireProject(db, req.params.id);
     p.tags = [...new Set(req.body.tags)];
     await store.setProjectTags(db, p.id, p.tags);
-    identity.changed('project');
+    await identity.changed('project');
     return { tags: p.tags, links: collectionLinks(req) };
   });
   app.delete<{ Params: { id: string } }>('/v3/projects/:id/tags', async (req, reply) => {
     enforce(req.ctx.auth, 'identity:update_project_tags', { project_id: req.params.id });
     await requireProject(db, req.params.id);
     await store.setProjectTags(db, req.params.id, []);
-    identity.changed('project');
+    await identity.changed('project');
     return reply.code(204).send();
   });
   app.get<{ Params: { id: string; tag: string } }>('/v3/projects/:id/tags/:tag', async (req, reply) => {
@@ -327,7 +327,7 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
       if (p.tags.length >= 80) throw new BadRequest('A project can have at most 80 tags.');
       p.tags.push(tag);
       await store.setProjectTags(db, p.id, p.tags);
-      identity.changed('project');
+      await identity.changed('project');
     }
     return reply.code(201).header('Location', `${v3Base(req)}/projects/${p.id}/tags/${encodeURIComponent(tag)}`).send();
   });
@@ -336,7 +336,7 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
     const p = await requireProject(db, req.params.id);
     if (!p.tags.includes(req.params.tag)) throw new NotFound(`Could not find tag: ${req.params.tag}.`);
     await store.setProjectTags(db, p.id, p.tags.filter((t) => t !== req.params.tag));
-    identity.changed('project');
+    await identity.changed('project');
     return reply.code(204).send();
   });
 
@@ -392,7 +392,7 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
       if (disabling) await identity.revoke({ user_id: u.id }, trx);
     });
     if (b.password !== undefined && b.password !== null) u = await identity.setPassword(u, b.password);
-    identity.changed('user');
+    await identity.changed('user');
     return { user: renderUser(v3Base(req), u) };
   });
   app.delete<{ Params: { id: string } }>('/v3/users/:id', async (req, reply) => {
@@ -402,7 +402,7 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
       await store.deleteUser(trx, u.id);
       await identity.revoke({ user_id: u.id }, trx);
     });
-    identity.changed('user');
+    await identity.changed('user');
     return reply.code(204).send();
   });
   app.post<{ Params: { id: string }; Body: Static<typeof PasswordChange> }>('/v3/users/:id/password', {
@@ -437,7 +437,7 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
     await requireDomain(db, domainId);
     const g: Group = { id: newId(), name: b.name, domain_id: domainId, description: b.description ?? '', extra: splitExtra(b, ['name', 'domain_id', 'description', 'id']) };
     await uniq(() => store.insertGroup(db, g), 'group');
-    identity.changed('group');
+    await identity.changed('group');
     return reply.code(201).send({ group: renderGroup(v3Base(req), g) });
   });
   app.get<{ Querystring: Q }>('/v3/groups', async (req) => {
@@ -458,7 +458,7 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
     if (b.description !== undefined) g.description = b.description ?? '';
     Object.assign(g.extra, splitExtra(b, ['name', 'domain_id', 'description', 'id']));
     await uniq(() => store.updateGroup(db, g), 'group');
-    identity.changed('group');
+    await identity.changed('group');
     return { group: renderGroup(v3Base(req), g) };
   });
   app.delete<{ Params: { id: string } }>('/v3/groups/:id', async (req, reply) => {
@@ -468,7 +468,7 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
       for (const uid of await store.userIdsOfGroup(trx, g.id)) await identity.revoke({ user_id: uid }, trx);
       await store.deleteGroup(trx, g.id);
     });
-    identity.changed('group');
+    await identity.changed('group');
     return reply.code(204).send();
   });
   app.get<{ Params: { id: string } }>('/v3/groups/:id/users', async (req) => {
@@ -482,7 +482,7 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
     await requireGroup(db, req.params.gid);
     await requireUser(db, req.params.uid);
     await store.addUserToGroup(db, req.params.uid, req.params.gid);
-    identity.changed('group');
+    await identity.changed('group');
     return reply.code(204).send();
   });
   app.get<{ Params: { gid: string; uid: string } }>('/v3/groups/:gid/users/:uid', async (req, reply) => {
@@ -500,7 +500,7 @@ export function resourceRoutes(app: FastifyInstance, identity: IdentityService):
       if (!(await store.removeUserFromGroup(trx, req.params.uid, req.params.gid))) throw new NotFound(`User ${req.params.uid} is not a member of group ${req.params.gid}.`);
       await identity.revoke({ user_id: req.params.uid }, trx);
     });
-    identity.changed('group');
+    await identity.changed('group');
     return reply.code(204).send();
   });
 }

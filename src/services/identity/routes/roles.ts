@@ -41,7 +41,7 @@ export function roleRoutes(app: FastifyInstance, identity: IdentityService): voi
       if (isUniqueViolation(err)) throw new Conflict(`Duplicate entry found with name ${b.name}.`);
       throw err;
     }
-    identity.changed('role');
+    await identity.changed('role');
     return reply.code(201).send({ role: renderRole(v3Base(req), r) });
   });
   app.get<{ Querystring: Record<string, string | undefined> }>('/v3/roles', async (req) => {
@@ -64,7 +64,7 @@ export function roleRoutes(app: FastifyInstance, identity: IdentityService): voi
       if (isUniqueViolation(err)) throw new Conflict(`Duplicate entry found with name ${r.name}.`);
       throw err;
     }
-    identity.changed('role');
+    await identity.changed('role');
     return { role: renderRole(v3Base(req), r) };
   });
   app.delete<{ Params: { id: string } }>('/v3/roles/:id', async (req, reply) => {
@@ -74,7 +74,7 @@ export function roleRoutes(app: FastifyInstance, identity: IdentityService): voi
       await identity.revoke({ role_id: r.id }, trx);
       await store.deleteRole(trx, r.id);
     });
-    identity.changed('role');
+    await identity.changed('role');
     return reply.code(204).send();
   });
 
@@ -92,7 +92,7 @@ export function roleRoutes(app: FastifyInstance, identity: IdentityService): voi
     }
     if (implied.name === 'admin') throw new Forbidden('The admin role cannot be implied.');
     await store.insertImplied(db, prior.id, implied.id);
-    identity.changed('role');
+    await identity.changed('role');
     return reply.code(201).send({ role_inference: inference(req, prior, implied), links: { self: `${v3Base(req)}/roles/${prior.id}/implies/${implied.id}` } });
   });
   app.get<{ Params: { prior: string; implied: string } }>('/v3/roles/:prior/implies/:implied', async (req, reply) => {
@@ -108,7 +108,7 @@ export function roleRoutes(app: FastifyInstance, identity: IdentityService): voi
     await requireRole(identity, req.params.prior);
     await requireRole(identity, req.params.implied);
     if (!(await store.deleteImplied(db, req.params.prior, req.params.implied))) throw new NotFound(`${req.params.prior} does not imply ${req.params.implied}.`);
-    identity.changed('role');
+    await identity.changed('role');
     return reply.code(204).send();
   });
   app.get<{ Params: { prior: string } }>('/v3/roles/:prior/implies', async (req) => {
@@ -150,7 +150,7 @@ export function roleRoutes(app: FastifyInstance, identity: IdentityService): voi
       const a = await parseGrant(req, inherited);
       enforce(req.ctx.auth, 'identity:create_grant', grantTarget(a));
       await store.insertAssignment(db, a);
-      identity.changed('grant');
+      await identity.changed('grant');
       return reply.code(204).send();
     });
     app.get(path, async (req, reply) => {
@@ -169,7 +169,7 @@ export function roleRoutes(app: FastifyInstance, identity: IdentityService): voi
           await identity.revoke({ user_id: u, project_id: a.targetType === 'Project' && !inherited ? a.targetId : null, domain_id: a.targetType === 'Domain' && !inherited ? a.targetId : null }, trx);
         }
       });
-      identity.changed('grant');
+      await identity.changed('grant');
       return reply.code(204).send();
     });
   };
