@@ -53,15 +53,18 @@ if [ ! -f "$dir/keystone.db" ]; then
 fi
 cat > "$dir/uwsgi.ini" <<INI
 [uwsgi]
-http-socket = 127.0.0.1:$port
+# HTTP/1.1 straight into the workers; every response says Connection: close (uwsgi would
+# close anyway), so clients that reuse connections open fresh ones instead of failing.
+http11-socket = 127.0.0.1:$port
+add-header = Connection: close
 plugins = python3
 master = true
 thunder-lock = true
 lazy-apps = true
 enable-threads = true
 die-on-term = true
-processes = 8
-threads = 32
+processes = ${KEYSTONE_PROCESSES:-8}
+threads = ${KEYSTONE_THREADS:-32}
 listen = 100
 buffer-size = 65535
 wsgi-file = /usr/bin/keystone-wsgi-public

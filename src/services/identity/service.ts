@@ -77,6 +77,8 @@ export class IdentityService implements TokenValidator {
   private filterCache: { gen: number; projects: Set<string>; byProject: Map<string, string[]> } | null = null;
   private readonly listeners: ((kind: string) => void)[] = [];
   private keysSeen = -1;
+  /** Reads of identity rows, kept until the next write (the same rule as the token cache). */
+  private reads = { gen: -1, map: new Map<string, Promise<unknown>>() };
 
   constructor(
     readonly db: Db,
@@ -129,6 +131,23 @@ export class IdentityService implements TokenValidator {
     };
     await store.insertRevocation(db, ev);
   }
+
+  private memo<T>(key: string, load: () => Promise<T>): Promise<T> {
+    if (this.reads.gen !== this.generation || this.reads.map.size > 100_000) this.reads = { gen: this.generation, map: new Map() };
+    let p = this.reads.map.get(key) as Promise<T> | undefined;
+    if (!p) {
+      p = load();
+      this.reads.map.set(key, p);
+      p.catch(() => this.reads.map.delete(key));
+    }
+    return p;
+  }
+  private user(id: string) { return this.memo(`u:${id}`, () => store.getUser(this.db, id)); }
+  private domain(id: string) { return this.memo(`d:${id}`, () => store.getDomain(this.db, id)); }
+  private project(id: string) { return this.memo(`p:${id}`, () => store.getProject(this.db, id)); }
+  private roles() { return this.memo('roles', () => store.allRoles(this.db)); }
+  private impliedRules() { return this.memo('implied', () => store.listImplied(this.db)); }
+  private appCred(id: string) { return this.memo(`a:${id}`, () => store.getAppCred(this.db, id)); }
 
   // ---- authentication -------------------------------------------------------------
 
@@ -262,22 +281,22 @@ export class IdentityService implements TokenValidator {
   }
 
   private async requireActiveUser(id: string, u?: User): Promise<User> {
-    const user = u ?? (await store.getUser(this.db, id));
+    const user = u ?? (await this.user(id));
     if (!user || !user.enabled) throw new Unauthorized();
-    const d = await store.getDomain(this.db, user.domain_id);
+    const d = await this.domain(user.domain_id);
     if (!d || !d.enabled) throw new Unauthorized();
     return user;
   }
 
   private async projectScope(p: { id?: string; name?: string; domain?: { id?: string; name?: string } }): Promise<Scope> {
     let project: Project | undefined;
-    if (p.id !== undefined) project = await store.getProject(this.db, p.id);
+    if (p.id !== undefined) project = await this.project(p.id);
     else if (p.name !== undefined && p.domain) {
       const d = p.domain.id !== undefined ? await store.getDomain(this.db, p.domain.id) : await store.getDomainByName(this.db, p.domain.name ?? '');
       project = d && (await store.getProjectByName(this.db, d.id, p.name));
     } else throw new BadRequest('Invalid input for field scope/project: give an id, or a name and a domain.');
     if (!project) throw new Unauthorized(`Could not find the project to scope to.`);
-    const domain = await store.getDomain(this.db, project.domain_id);
+    const domain = await this.domain(project.domain_id);
     if (!project.enabled || !domain || !domain.enabled) throw new Unauthorized(`The project ${project.id} is disabled.`);
     return { kind: 'project', project, domain };
   }
@@ -344,18 +363,18 @@ export class IdentityService implements TokenValidator {
   }
 
   private async buildView(token: string, p: TokenPayload): Promise<TokenView | null> {
-    const user = await store.getUser(this.db, p.u);
+    const user = await this.user(p.u);
     if (!user || !user.enabled) return null;
-    const userDomain = await store.getDomain(this.db, user.domain_id);
+    const userDomain = await this.domain(user.domain_id);
     if (!userDomain || !userDomain.enabled) return null;
     let scope: Scope = { kind: 'none' };
     if (p.p) {
-      const project = await store.getProject(this.db, p.p);
-      const domain = project && (await store.getDomain(this.db, project.domain_id));
+      const project = await this.project(p.p);
+      const domain = project && (await this.domain(project.domain_id));
       if (!project || !domain || !project.enabled || !domain.enabled) return null;
       scope = { kind: 'project', project, domain };
     } else if (p.d) {
-      const domain = await store.getDomain(this.db, p.d);
+      const domain = await this.domain(p.d);
       if (!domain || !domain.enabled) return null;
       scope = { kind: 'domain', domain };
     } else if (p.s) scope = { kind: 'system' };
@@ -365,14 +384,14 @@ export class IdentityService implements TokenValidator {
     if (scope.kind !== 'none') {
       let ids = await this.roleIdsFor(user.id, scope);
       if (p.c) {
-        appCred = await store.getAppCred(this.db, p.c);
+        appCred = await this.appCred(p.c);
         if (!appCred) return null;
         const allowed = await this.expandImplied(appCred.roles.map((r) => r.id));
         ids = ids.filter((id) => allowed.includes(id));
       }
       if (ids.length === 0) return null;
       if (this.isRevoked(p, ids)) return null;
-      const all = new Map((await store.allRoles(this.db)).map((r) => [r.id, r]));
+      const all = new Map((await this.roles()).map((r) => [r.id, r]));
       roles = ids.map((id) => all.get(id)!).filter((r) => r && r.domain_id === null).sort((a, b) => a.name.localeCompare(b.name));
     }
 
@@ -412,6 +431,11 @@ export class IdentityService implements TokenValidator {
   /** Role ids the user holds on the scope: direct, through groups, inherited, and implied. */
   async roleIdsFor(userId: string, scope: Scope): Promise<string[]> {
     if (scope.kind === 'none') return [];
+    const key = scope.kind === 'project' ? scope.project.id : scope.kind === 'domain' ? scope.domain.id : SYSTEM_TARGET;
+    return this.memo(`r:${userId}:${scope.kind}:${key}`, () => this.loadRoleIds(userId, scope));
+  }
+
+  private async loadRoleIds(userId: string, scope: Exclude<Scope, { kind: 'none' }>): Promise<string[]> {
     const actors = [userId, ...(await store.groupIdsOfUser(this.db, userId))];
     const direct = new Set<string>();
     if (scope.kind === 'system') {
@@ -432,7 +456,7 @@ export class IdentityService implements TokenValidator {
   }
 
   async expandImplied(ids: string[]): Promise<string[]> {
-    const rules = await store.listImplied(this.db);
+    const rules = await this.impliedRules();
     const out = new Set(ids);
     const queue = [...ids];
     while (queue.length) {
@@ -452,7 +476,7 @@ export class IdentityService implements TokenValidator {
     let parent = project.parent_id;
     while (parent && out.length < 100) {
       out.push(parent);
-      parent = (await store.getProject(this.db, parent))?.parent_id ?? null;
+      parent = (await this.project(parent))?.parent_id ?? null;
     }
     return out;
   }
