@@ -8,18 +8,21 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { api, passwordToken, startCloud, type Cloud } from './helpers/cloud.ts';
+import { startPostgres, type Postgres } from './helpers/postgres.ts';
 
 const run = promisify(execFile);
 
 const V3 = '/identity/v3';
 
-describe('identity API behaviour', () => {
+for (const dbName of ['sqlite', 'postgresql'] as const) describe(`identity API behaviour on ${dbName}`, () => {
   let cloud: Cloud;
+  let pg: Postgres | undefined;
   let admin: string;
   const ids: Record<string, string> = {};
 
   before(async () => {
-    cloud = await startCloud();
+    if (dbName === 'postgresql') pg = await startPostgres();
+    cloud = await startCloud({ database: pg?.url });
     admin = await passwordToken(cloud, { name: 'admin', password: cloud.password }, undefined);
     const scoped = await api(cloud, 'POST', `${V3}/auth/tokens`, { body: { auth: { identity: { methods: ['token'], token: { id: admin } }, scope: { project: { name: 'admin', domain: { id: 'default' } } } } } });
     assert.equal(scoped.status, 201);
@@ -37,7 +40,7 @@ describe('identity API behaviour', () => {
     ids.watcher = r.json.user.id;
     await api(cloud, 'PUT', `${V3}/projects/${ids.alpha}/users/${ids.watcher}/roles/${ids['role:reader']}`, { token: admin });
   });
-  after(async () => { await cloud?.stop(); });
+  after(async () => { await cloud?.stop(); pg?.stop(); });
 
   test('every response carries a request id', async () => {
     const r = await api(cloud, 'GET', `${V3}`);
@@ -64,6 +67,11 @@ describe('identity API behaviour', () => {
       assert.equal(typeof r.json.error.title, 'string', what);
       assert.equal(typeof r.json.error.message, 'string', what);
     }
+    // Keystone rejects unknown fields in an application credential.
+    const me = await api(cloud, 'GET', `${V3}/auth/tokens`, { token: admin, headers: { 'X-Subject-Token': admin } });
+    const unknown = await api(cloud, 'POST', `${V3}/users/${me.json.token.user.id}/application_credentials`, { token: admin, body: { application_credential: { name: 'x', colour: 'blue' } } });
+    assert.equal(unknown.status, 400);
+    assert.match(unknown.json.error.message, /colour/);
     const big = await api(cloud, 'POST', `${V3}/users`, { token: admin, raw: JSON.stringify({ user: { name: 'x', description: 'd'.repeat(2 * 1024 * 1024) } }) });
     assert.equal(big.status, 413);
     assert.equal((await api(cloud, 'GET', `${V3}/users`, { token: admin })).json.users.length, before, 'no user was created');

@@ -20,7 +20,7 @@ const AppCredCreate = Type.Object({ application_credential: Type.Object({
   unrestricted: Type.Optional(Type.Union([Type.Boolean(), Type.Null()])),
   access_rules: Type.Optional(Type.Array(Type.Unknown(), { maxItems: 0 })),
   project_id: Type.Optional(Type.String()),
-}) });
+}, { additionalProperties: false }) });
 const CredentialCreate = Type.Object({ credential: Type.Object({
   type: Type.String({ minLength: 1, maxLength: 255 }), blob: Type.String({ minLength: 1, maxLength: 65535 }),
   user_id: Type.String({ minLength: 1, maxLength: 64 }), project_id: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()])),
