@@ -10,7 +10,7 @@ want_test=0
 for a in "$@"; do [ "$a" = "--test" ] && want_test=1; done
 
 pkgs=(nats-server)
-[ "$want_test" = 1 ] && pkgs+=(python3-openstackclient postgresql tempest)
+[ "$want_test" = 1 ] && pkgs+=(python3-openstackclient postgresql tempest qemu-system-x86 cpio xz-utils genisoimage openssh-client)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
