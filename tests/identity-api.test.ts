@@ -5,12 +5,32 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { api, passwordToken, startCloud, type Cloud } from './helpers/cloud.ts';
 import { startPostgres, type Postgres } from './helpers/postgres.ts';
 
 const run = promisify(execFile);
+
+/**
+ * POST a 2 MiB body; the server answers 413 from the Content-Length alone and may close
+ * the connection while the body is still being written, so a write error after the
+ * response has arrived is expected, not a failure.
+ */
+function oversizeStatus(url: string, token: string): Promise<number> {
+  const body = JSON.stringify({ user: { name: 'x', description: 'd'.repeat(2 * 1024 * 1024) } });
+  return new Promise((resolve, reject) => {
+    let status = 0;
+    const req = httpRequest(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-auth-token': token } }, (res) => {
+      status = res.statusCode ?? 0;
+      res.resume();
+      res.on('end', () => resolve(status));
+    });
+    req.on('error', (err) => (status ? resolve(status) : reject(err)));
+    req.end(body);
+  });
+}
 
 const V3 = '/identity/v3';
 
@@ -72,8 +92,9 @@ for (const dbName of ['sqlite', 'postgresql'] as const) describe(`identity API b
     const unknown = await api(cloud, 'POST', `${V3}/users/${me.json.token.user.id}/application_credentials`, { token: admin, body: { application_credential: { name: 'x', colour: 'blue' } } });
     assert.equal(unknown.status, 400);
     assert.match(unknown.json.error.message, /colour/);
-    const big = await api(cloud, 'POST', `${V3}/users`, { token: admin, raw: JSON.stringify({ user: { name: 'x', description: 'd'.repeat(2 * 1024 * 1024) } }) });
-    assert.equal(big.status, 413);
+    let status = 0;
+    for (let i = 0; i < 3 && status === 0; i++) status = await oversizeStatus(cloud.url + `${V3}/users`, admin).catch(() => 0);
+    assert.equal(status, 413);
     assert.equal((await api(cloud, 'GET', `${V3}/users`, { token: admin })).json.users.length, before, 'no user was created');
   });
 

@@ -48,6 +48,8 @@ CONF
 ks() { keystone-manage --config-file "$dir/keystone.conf" "$@" >>"$dir/manage.log" 2>&1 ||
   { echo "keystone-manage $1 failed, see $dir/manage.log" >&2; exit 1; }; }
 ks db_sync   # db_sync and bootstrap are idempotent
+# WAL journal: readers in one worker process do not block a writer in another.
+python3 -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("pragma journal_mode=wal")' "$dir/keystone.db"
 [ -n "$(ls -A "$dir/fernet-keys")" ] || ks fernet_setup --keystone-user root --keystone-group root
 [ -n "$(ls -A "$dir/credential-keys")" ] || ks credential_setup --keystone-user root --keystone-group root
 ks bootstrap --bootstrap-username admin --bootstrap-password "$admin_password" \
@@ -55,9 +57,10 @@ ks bootstrap --bootstrap-username admin --bootstrap-password "$admin_password" \
   --bootstrap-admin-url "$url" --bootstrap-internal-url "$url" --bootstrap-public-url "$url"
 
 # Workers: Debian's /etc/keystone/keystone-uwsgi.ini uses 8 processes x 32 threads, sized for
-# big hosts. Keystone is CPU-bound under the GIL (bcrypt, Fernet crypto), so on this 2-core box
-# one process per core is what matters; a few threads per process cover SQLite/IO waits.
-# Default: processes = nproc, threads = 4 (overridable).
+# big hosts with MySQL. Here: one thread per process, because Keystone's SQLite back end is not
+# thread-safe (connections get reset from the wrong thread and keep the database locked), and
+# 2 processes per core so a request waiting on bcrypt or SQLite does not stall a core.
+# Default on this 2-core box: 4 processes x 1 thread (KEYSTONE_PROCESSES / KEYSTONE_THREADS).
 cat > "$dir/uwsgi.ini" <<INI
 [uwsgi]
 # Plain HTTP straight into the workers (no router process). uwsgi closes the connection after
@@ -68,13 +71,15 @@ plugins = python3
 wsgi-file = /usr/bin/keystone-wsgi-public
 env = OS_KEYSTONE_CONFIG_FILES=$dir/keystone.conf
 master = true
-processes = ${KEYSTONE_PROCESSES:-$(nproc)}
-threads = ${KEYSTONE_THREADS:-4}
+processes = ${KEYSTONE_PROCESSES:-$((2 * $(nproc)))}
+threads = ${KEYSTONE_THREADS:-1}
 enable-threads = true
 lazy-apps = true
 thunder-lock = true
 die-on-term = true
 no-orphans = true
+# Py_Finalize at worker exit can segfault in greenlet teardown; nothing to clean up anyway.
+skip-atexit-teardown = true
 listen = 100
 buffer-size = 65535
 chdir = $dir
