@@ -13,7 +13,8 @@ for tool in cpio xz; do command -v "$tool" >/dev/null || { echo "guest/build.sh:
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+# (No early exits in pipelines: with pipefail a producer killed by SIGPIPE fails the build.)
+kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ && !k {k=$2} END {print k}')
 [ -n "$kpkg" ] || { echo "guest/build.sh: cannot resolve the Debian kernel package (apt-get update?)" >&2; exit 1; }
 apt-get download -q "$kpkg" busybox-static dropbear-bin libtomcrypt1 libtommath1 >download.log 2>&1 || { cat download.log >&2; exit 1; }
 mkdir pkg
@@ -21,7 +22,7 @@ for f in ./*.deb; do dpkg -x "$f" pkg; done
 kver=${kpkg#linux-image-}
 
 # vmlinux: the bzImage's payload is XZ; cut from the XZ magic and decompress (trailing data is ignored).
-offset=$(LC_ALL=C grep -abo $'\xfd7zXZ\x00' "pkg/boot/vmlinuz-$kver" | head -1 | cut -d: -f1)
+offset=$(LC_ALL=C grep -abo $'\xfd7zXZ\x00' "pkg/boot/vmlinuz-$kver" | awk -F: 'NR==1 {print $1}')
 tail -c +$((offset + 1)) "pkg/boot/vmlinuz-$kver" | xz -dc 2>/dev/null >vmlinux || true
 [ "$(head -c 4 vmlinux | od -An -tx1 | tr -d ' \n')" = 7f454c46 ] || { echo "guest/build.sh: could not extract vmlinux" >&2; exit 1; }
 
@@ -33,8 +34,8 @@ cp pkg/usr/sbin/dropbear $root/usr/sbin/dropbear
 pkglibs=$(find "$PWD/pkg" -name '*.so*' -printf '%h\n' | sort -u | tr '\n' ':')
 for lib in $(LD_LIBRARY_PATH="$pkglibs" ldd pkg/usr/sbin/dropbear | awk '/=>/{print $1} /ld-linux/{print $1}'); do
   name=$(basename "$lib")
-  src=$(find pkg -name "$name" \( -type f -o -type l \) | head -1)
-  [ -n "$src" ] || src=$(ldconfig -p | awk -v n="$name" '$1==n{print $NF; exit}')
+  src=$(find pkg -name "$name" \( -type f -o -type l \) -print -quit)
+  [ -n "$src" ] || src=$(ldconfig -p | awk -v n="$name" '$1==n && !f {f=$NF} END {print f}')
   [ -n "$src" ] || src=$lib
   mkdir -p "$root/lib64" "$root/lib/x86_64-linux-gnu"
   case "$name" in ld-linux*) cp -L "$src" "$root/lib64/$name" ;; *) cp -L "$src" "$root/lib/x86_64-linux-gnu/$name" ;; esac
@@ -49,9 +50,9 @@ add_module() {
   local name=$1 path dep
   [ -n "${seen[$name]:-}" ] && return
   seen[$name]=1
-  path=$(find "$moddir" \( -name "$name.ko" -o -name "${name//_/-}.ko" \) | head -1)
+  path=$(find "$moddir" \( -name "$name.ko" -o -name "${name//_/-}.ko" \) -print -quit)
   [ -n "$path" ] || return 0   # built into the kernel
-  for dep in $(tr '\0' '\n' <"$path" | sed -n 's/^depends=//p' | head -1 | tr ',' ' '); do add_module "$dep"; done
+  for dep in $(tr '\0' '\n' <"$path" | awk -F= '$1=="depends" && !d {d=$2} END {gsub(",", " ", d); print d}'); do add_module "$dep"; done
   cp "$path" "$root/lib/modules/"
   order+=("$(basename "$path")")
 }

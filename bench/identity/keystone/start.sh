@@ -48,8 +48,6 @@ CONF
 ks() { keystone-manage --config-file "$dir/keystone.conf" "$@" >>"$dir/manage.log" 2>&1 ||
   { echo "keystone-manage $1 failed, see $dir/manage.log" >&2; exit 1; }; }
 ks db_sync   # db_sync and bootstrap are idempotent
-# WAL journal: readers in one worker process do not block a writer in another.
-python3 -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("pragma journal_mode=wal")' "$dir/keystone.db"
 [ -n "$(ls -A "$dir/fernet-keys")" ] || ks fernet_setup --keystone-user root --keystone-group root
 [ -n "$(ls -A "$dir/credential-keys")" ] || ks credential_setup --keystone-user root --keystone-group root
 ks bootstrap --bootstrap-username admin --bootstrap-password "$admin_password" \
@@ -61,6 +59,15 @@ ks bootstrap --bootstrap-username admin --bootstrap-password "$admin_password" \
 # thread-safe (connections get reset from the wrong thread and keep the database locked), and
 # 2 processes per core so a request waiting on bcrypt or SQLite does not stall a core.
 # Default on this 2-core box: 4 processes x 1 thread (KEYSTONE_PROCESSES / KEYSTONE_THREADS).
+# Keystone's public WSGI app (what /usr/bin/keystone-wsgi-public builds), with SQLite enforcing
+# the schema's foreign keys (ON DELETE CASCADE) as MySQL/PostgreSQL do and as Keystone's own
+# tests run it; without them deleted rows leave orphans (e.g. application_credential_role).
+cat > "$dir/keystone-wsgi.py" <<'PY'
+from keystone.common import sql
+sql.enable_sqlite_foreign_key()
+from keystone.server.wsgi import initialize_public_application
+application = initialize_public_application()
+PY
 cat > "$dir/uwsgi.ini" <<INI
 [uwsgi]
 # Plain HTTP straight into the workers (no router process). uwsgi closes the connection after
@@ -68,7 +75,7 @@ cat > "$dir/uwsgi.ini" <<INI
 http-socket = 127.0.0.1:$port
 add-header = Connection: close
 plugins = python3
-wsgi-file = /usr/bin/keystone-wsgi-public
+wsgi-file = $dir/keystone-wsgi.py
 env = OS_KEYSTONE_CONFIG_FILES=$dir/keystone.conf
 master = true
 processes = ${KEYSTONE_PROCESSES:-$((2 * $(nproc)))}
