@@ -48,6 +48,9 @@ CONF
 ks() { keystone-manage --config-file "$dir/keystone.conf" "$@" >>"$dir/manage.log" 2>&1 ||
   { echo "keystone-manage $1 failed, see $dir/manage.log" >&2; exit 1; }; }
 ks db_sync   # db_sync and bootstrap are idempotent
+# WAL journal: a reader never blocks a writer in another worker process (in SQLite's default
+# rollback mode one long read transaction stalls every write and then every read).
+python3 -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("pragma journal_mode=wal")' "$dir/keystone.db"
 [ -n "$(ls -A "$dir/fernet-keys")" ] || ks fernet_setup --keystone-user root --keystone-group root
 [ -n "$(ls -A "$dir/credential-keys")" ] || ks credential_setup --keystone-user root --keystone-group root
 ks bootstrap --bootstrap-username admin --bootstrap-password "$admin_password" \
