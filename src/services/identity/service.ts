@@ -8,7 +8,7 @@ import { hashPassword, verifyPassword } from './password.ts';
 import * as store from './store.ts';
 import { newAuditId, type TokenCodec, type TokenPayload } from './tokens.ts';
 import {
-  DEFAULT_DOMAIN_ID, SYSTEM_TARGET, type AppCred, type Assignment, type Domain, type Project, type RevocationEvent, type Role, type User,
+  SYSTEM_TARGET, type AppCred, type Assignment, type Domain, type Project, type RevocationEvent, type Role, type User,
 } from './types.ts';
 
 export interface IdentityOptions {
@@ -592,4 +592,3 @@ export class IdentityService implements TokenValidator {
   static ec2KeyHash(access: string): string { return createHash('sha256').update(access).digest('hex'); }
 }
 
-export { DEFAULT_DOMAIN_ID };

@@ -83,7 +83,7 @@ export function authRoutes(app: FastifyInstance, identity: IdentityService): voi
   app.get('/v3/auth/projects', async (req) => {
     const auth = req.ctx.auth!;
     const base = v3Base(req);
-    const projects = (await store.listProjects(identity.db, { enabled: true })).filter((p) => p);
+    const projects = await store.listProjects(identity.db, { enabled: true });
     const out = [];
     for (const p of projects) {
       const d = await store.getDomain(identity.db, p.domain_id);

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { Type, type Static } from 'typebox';
-import { enforce } from '../../../api/policy.ts';
+import { enforce, isAllowed } from '../../../api/policy.ts';
 import { BadRequest, Forbidden, NotFound } from '../../../common/errors.ts';
 import { newId } from '../../../common/ids.ts';
 import { IdentityService } from '../service.ts';
@@ -127,8 +127,8 @@ export function credentialRoutes(app: FastifyInstance, identity: IdentityService
   });
   app.get<{ Querystring: { user_id?: string; type?: string } }>('/v3/credentials', async (req) => {
     const auth = req.ctx.auth!;
-    let userId = req.query.user_id;
-    try { enforce(auth, 'identity:list_credentials', {}); } catch { userId = auth.userId; enforce(auth, 'identity:list_credentials', { user_id: userId }); }
+    // Those who may list every credential get the filter they asked for; others only their own.
+    const userId = isAllowed(auth, 'identity:list_credentials') ? req.query.user_id : enforce(auth, 'identity:list_credentials', { user_id: auth.userId }).userId;
     if (req.query.user_id !== undefined && userId !== req.query.user_id) return { credentials: [], links: collectionLinks(req) };
     const list = await store.listCredentials(db, { user_id: userId, type: req.query.type });
     return { credentials: list.map((c) => renderCredential(v3Base(req), c)), links: collectionLinks(req) };

@@ -7,6 +7,7 @@ import { isUniqueViolation } from '../../../db/index.ts';
 import type { IdentityService } from '../service.ts';
 import * as store from '../store.ts';
 import { collectionLinks, renderRole, roleRef, v3Base } from '../render.ts';
+import type { AssignmentType } from '../../../db/schema.ts';
 import { SYSTEM_TARGET, type ActorType, type Assignment, type Role, type TargetType } from '../types.ts';
 import { requireDomain, requireGroup, requireProject, requireUser } from './resources.ts';
 
@@ -128,20 +129,25 @@ export function roleRoutes(app: FastifyInstance, identity: IdentityService): voi
 
   // ---- grants ----
   interface GrantParams { target: string; actor: string; role: string; tid?: string; aid: string }
-  const parseGrant = async (req: FastifyRequest, inherited: boolean): Promise<Assignment> => {
-    const p = req.params as GrantParams;
-    const targetType: TargetType = p.target === 'projects' ? 'Project' : p.target === 'domains' ? 'Domain' : p.target === 'system' ? 'System' : ('' as TargetType);
-    const actorType: ActorType = p.actor === 'users' ? 'User' : p.actor === 'groups' ? 'Group' : ('' as ActorType);
+  /** The actor and target named by a grant URL, checked to exist (404 otherwise). */
+  const grantSubject = async (p: Omit<GrantParams, 'role'>): Promise<{ actorType: ActorType; targetType: TargetType; targetId: string }> => {
+    const targetType = ({ projects: 'Project', domains: 'Domain', system: 'System' } as const)[p.target as 'projects'] as TargetType | undefined;
+    const actorType = ({ users: 'User', groups: 'Group' } as const)[p.actor as 'users'] as ActorType | undefined;
     if (!targetType || !actorType) throw new NotFound('The resource could not be found.');
     if (targetType === 'Project') await requireProject(db, p.tid!);
     else if (targetType === 'Domain') await requireDomain(db, p.tid!);
     if (actorType === 'User') await requireUser(db, p.aid); else await requireGroup(db, p.aid);
+    return { actorType, targetType, targetId: targetType === 'System' ? SYSTEM_TARGET : p.tid! };
+  };
+  const parseGrant = async (req: FastifyRequest, inherited: boolean): Promise<Assignment> => {
+    const p = req.params as GrantParams;
+    const { actorType, targetType, targetId } = await grantSubject(p);
     const role = await requireRole(identity, p.role);
     if (role.domain_id !== null) {
-      const targetDomain = targetType === 'Project' ? (await store.getProject(db, p.tid!))!.domain_id : targetType === 'Domain' ? p.tid : undefined;
+      const targetDomain = targetType === 'Project' ? (await store.getProject(db, targetId))!.domain_id : targetType === 'Domain' ? targetId : undefined;
       if (targetDomain !== role.domain_id) throw new Forbidden('A domain-specific role can only be granted within its domain.');
     }
-    return { actorType, actorId: p.aid, targetType, targetId: targetType === 'System' ? SYSTEM_TARGET : p.tid!, roleId: role.id, inherited };
+    return { actorType, actorId: p.aid, targetType, targetId, roleId: role.id, inherited };
   };
   const grantTarget = (a: Assignment) => ({ project_id: a.targetType === 'Project' ? a.targetId : undefined, domain_id: a.targetType === 'Domain' ? a.targetId : undefined });
 
@@ -179,14 +185,9 @@ export function roleRoutes(app: FastifyInstance, identity: IdentityService): voi
 
   const listGrants = (inherited: boolean) => async (req: FastifyRequest) => {
     const p = req.params as Omit<GrantParams, 'role'>;
-    const targetType = p.target === 'projects' ? 'Project' : p.target === 'domains' ? 'Domain' : p.target === 'system' ? 'System' : '';
-    const actorType = p.actor === 'users' ? 'User' : p.actor === 'groups' ? 'Group' : '';
-    if (!targetType || !actorType) throw new NotFound('The resource could not be found.');
-    if (targetType === 'Project') await requireProject(db, p.tid!);
-    else if (targetType === 'Domain') await requireDomain(db, p.tid!);
-    if (actorType === 'User') await requireUser(db, p.aid); else await requireGroup(db, p.aid);
-    enforce(req.ctx.auth, 'identity:list_grants', { project_id: targetType === 'Project' ? p.tid : undefined, domain_id: targetType === 'Domain' ? p.tid : undefined });
-    const rows = await store.listAssignments(db, { actorIds: [p.aid], targetIds: [targetType === 'System' ? SYSTEM_TARGET : p.tid!], types: [`${actorType}${targetType}` as never] });
+    const { actorType, targetType, targetId } = await grantSubject(p);
+    enforce(req.ctx.auth, 'identity:list_grants', { project_id: targetType === 'Project' ? targetId : undefined, domain_id: targetType === 'Domain' ? targetId : undefined });
+    const rows = await store.listAssignments(db, { actorIds: [p.aid], targetIds: [targetId], types: [`${actorType}${targetType}` as AssignmentType] });
     const all = new Map((await store.allRoles(db)).map((r) => [r.id, r]));
     return { roles: rows.filter((a) => a.inherited === inherited).map((a) => renderRole(v3Base(req), all.get(a.roleId)!)), links: collectionLinks(req) };
   };
