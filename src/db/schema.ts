@@ -1,3 +1,6 @@
+import type { ComputeTables } from './schema/compute.ts';
+import type { ImageTables } from './schema/image.ts';
+
 /**
  * Table shapes as Kysely sees them. Booleans are stored as 0/1 integers and times as
  * ISO-8601 UTC text (fixed width, so they compare correctly as strings) in both SQLite
@@ -43,7 +46,8 @@ export interface PolicyTable { id: string; type: string; blob: string; extra: st
 export interface EndpointGroupTable { id: string; name: string; description: string; filters: string }
 export interface ProjectEndpointGroupTable { endpoint_group_id: string; project_id: string }
 export interface ProjectEndpointTable { endpoint_id: string; project_id: string }
-export interface Database {
+/** Every table; each service's tables are declared in schema/<service>.ts. */
+export interface Database extends ImageTables, ComputeTables {
   domains: DomainTable; projects: ProjectTable; project_tags: ProjectTagTable; users: UserTable;
   groups: GroupTable; user_groups: UserGroupTable; roles: RoleTable; implied_roles: ImpliedRoleTable;
   assignments: AssignmentTable; regions: RegionTable; services: ServiceTable; endpoints: EndpointTable;

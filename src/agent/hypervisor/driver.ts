@@ -1,0 +1,95 @@
+/**
+ * The hypervisor driver: everything the agent asks of a virtualization backend, the way
+ * Nova's virt/driver.py sets the contract for libvirt, Hyper-V and the rest. The QEMU
+ * implementation (qemu/) drives one QEMU process per instance through QMP; another
+ * backend would implement the same interface.
+ *
+ * An instance lives in its own directory (`<instancesDir>/<uuid>/`): the disks the
+ * storage layer prepared, plus what the driver keeps there (spec, QMP socket, pid file,
+ * serial log, saved state). QEMU processes outlive the agent; `adopt()` finds them again.
+ */
+
+/** Nova's power_state codes, as the API reports them in OS-EXT-STS:power_state. */
+export const PowerStateCode = { nostate: 0, running: 1, paused: 3, shutdown: 4, crashed: 6, suspended: 7 } as const;
+export type PowerState = keyof typeof PowerStateCode;
+
+export interface DiskSpec {
+  /** Absolute path of the disk file (qcow2 overlay, raw swap, ISO config drive, ...). */
+  path: string;
+  format: 'qcow2' | 'raw';
+  readonly?: boolean;
+}
+
+/** A network interface. `user` is QEMU's built-in NAT (used until tenant networking exists). */
+export type NicSpec =
+  | { kind: 'user'; mac: string; /** forward 127.0.0.1:<port> on the host to the guest's port 22 */ sshHostPort?: number }
+  | { kind: 'tap'; mac: string; ifname: string };
+
+export type BootSpec =
+  /** Direct kernel boot (AKI/ARI images): microvm machine, PVH entry for an uncompressed vmlinux. */
+  | { kind: 'kernel'; kernel: string; ramdisk?: string; cmdline?: string }
+  /** Firmware boot from the first disk (whole-disk images): pc/q35 machine, SeaBIOS. */
+  | { kind: 'disk' };
+
+export interface InstanceSpec {
+  uuid: string;
+  /** Hypervisor-side name, e.g. instance-0000002a. */
+  name: string;
+  vcpus: number;
+  memoryMb: number;
+  boot: BootSpec;
+  /** In guest order: root first (vda), then ephemeral, swap, the config drive last. */
+  disks: DiskSpec[];
+  nics: NicSpec[];
+}
+
+export interface HostCapabilities {
+  /** 'kvm' when the boot probe succeeded, else 'tcg'. */
+  accel: 'kvm' | 'tcg';
+  /** Reported as hypervisor_type ('QEMU' under TCG, as Nova's libvirt driver does). */
+  hypervisorType: string;
+  hypervisorVersion: number;
+  cpuModel: string;
+  vcpus: number;
+  memoryMb: number;
+  diskGb: number;
+}
+
+export interface InstanceState {
+  power: PowerState;
+  pid?: number;
+  /** Guest CPU time in nanoseconds (from /proc/<pid>/stat, process user+system). */
+  cpuTimeNs?: number;
+  /** Resident memory of the QEMU process in KiB. */
+  memoryKb?: number;
+}
+
+export interface HypervisorDriver {
+  /** Probe the host (KVM boot probe, CPU, RAM, disk). Called once at agent start. */
+  init(): Promise<HostCapabilities>;
+  /** Instances with a directory on this host and their state, running QEMU processes re-attached. */
+  adopt(): Promise<Map<string, InstanceState>>;
+  /** Start a new instance; resolves once QEMU runs the guest (not when the guest has booted). */
+  spawn(spec: InstanceSpec): Promise<void>;
+  /** Hard stop (kill) if running; files stay. Idempotent. */
+  destroy(uuid: string): Promise<void>;
+  /** ACPI power button, wait up to timeoutMs for the guest to power off, then hard stop. */
+  powerOff(uuid: string, timeoutMs: number): Promise<void>;
+  /** Start a stopped instance again from its saved spec. */
+  powerOn(uuid: string): Promise<void>;
+  /** soft: ACPI reboot (guest-driven); hard: system_reset. */
+  reboot(uuid: string, hard: boolean): Promise<void>;
+  pause(uuid: string): Promise<void>;
+  unpause(uuid: string): Promise<void>;
+  /** Save the guest state to disk and stop QEMU (power state 'suspended'). */
+  suspend(uuid: string): Promise<void>;
+  /** Restart QEMU from the saved state. */
+  resume(uuid: string): Promise<void>;
+  getState(uuid: string): Promise<InstanceState>;
+  /** The serial console log; the last `lines` lines when given. */
+  consoleOutput(uuid: string, lines?: number): Promise<string>;
+  /** A consistent copy of the root disk (while running: briefly paused or block-job based) as a standalone image. */
+  snapshotRootDisk(uuid: string, destPath: string, format: 'qcow2' | 'raw'): Promise<void>;
+  /** Stop everything and remove the instance directory. Idempotent. */
+  remove(uuid: string): Promise<void>;
+}
