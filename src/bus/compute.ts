@@ -1,0 +1,88 @@
+import { subject, type Subject } from './index.ts';
+
+/**
+ * The protocol between the controller (conductor) and the agent on each compute host.
+ * Commands go to one host (`gureum.agent.<host>.<verb>`, request/reply); the agent
+ * announces itself and its instances' power states on shared subjects.
+ */
+
+/** Nova's power_state numbers (0 nostate, 1 running, 3 paused, 4 shutdown, 6 crashed, 7 suspended). */
+export type PowerCode = 0 | 1 | 3 | 4 | 6 | 7;
+
+export interface HostReport {
+  host: string;
+  hostIp: string;
+  agentVersion: string;
+  hypervisorType: string;
+  hypervisorVersion: number;
+  accel: 'kvm' | 'tcg';
+  cpuModel: string;
+  arch: string;
+  vcpus: number;
+  memoryMb: number;
+  diskGb: number;
+  /** Power state of every instance with a directory on this host. */
+  instances: Record<string, PowerCode>;
+}
+
+/** The agent's first message after start; the reply lists instances it must delete (unknown or deleted ones). */
+export const AgentHello = subject<HostReport, { remove: string[] }>('gureum.compute.hello');
+/** Every few seconds: liveness and the actual power states (the power-state sync). */
+export const AgentHeartbeat = subject<HostReport, void>('gureum.compute.heartbeat');
+
+export interface ImageRef {
+  id: string;
+  /** sha512 of the data (Glance os_hash_value), checked after download. */
+  sha512?: string;
+  diskFormat: string;
+  /** Where the agent downloads the data (Glance `/v2/images/{id}/file`). */
+  url: string;
+  /** A file path to use instead of downloading, when the image store is on this host. */
+  localPath?: string;
+}
+
+export interface BuildRequest {
+  uuid: string;
+  name: string;
+  hostname: string;
+  vcpus: number;
+  memoryMb: number;
+  rootGb: number;
+  ephemeralGb: number;
+  swapMb: number;
+  image: ImageRef;
+  kernel?: ImageRef;
+  ramdisk?: ImageRef;
+  /** Extra kernel command line (image property os_command_line). */
+  cmdline?: string;
+  /** Token the agent presents to the image API. */
+  token: string;
+  /** networks: none → no NIC; auto → QEMU user-mode NAT with SSH forwarded to sshHostPort. */
+  network: 'none' | 'auto';
+  mac: string;
+  sshHostPort?: number;
+  /** The config drive's contents. */
+  metaData: Record<string, unknown>;
+  userData?: string;
+  networkData?: Record<string, unknown>;
+  vendorData?: Record<string, unknown>;
+}
+
+export type InstanceVerb = 'stop' | 'start' | 'reboot-soft' | 'reboot-hard' | 'pause' | 'unpause' | 'suspend' | 'resume';
+
+export interface ActionRequest { uuid: string; verb: InstanceVerb; timeoutMs?: number }
+export interface StateReply { power: PowerCode; cpuTimeNs?: number; memoryKb?: number }
+
+export interface SnapshotRequest { uuid: string; imageId: string; uploadUrl: string; token: string; diskFormat: 'qcow2' | 'raw' }
+
+export function agentSubjects(host: string) {
+  const s = <Req, Res>(verb: string): Subject<Req, Res> => subject<Req, Res>(`gureum.agent.${host}.${verb}`);
+  return {
+    build: s<BuildRequest, StateReply>('build'),
+    action: s<ActionRequest, StateReply>('action'),
+    remove: s<{ uuid: string }, { removed: boolean }>('remove'),
+    state: s<{ uuid: string }, StateReply & { exists: boolean }>('state'),
+    console: s<{ uuid: string; lines?: number }, { output: string }>('console'),
+    snapshot: s<SnapshotRequest, { size: number }>('snapshot'),
+  };
+}

@@ -1,0 +1,49 @@
+import { admin, always, anyOf, allOf, definePolicies, member, ownProject, reader, type Rule } from '../../api/policy.ts';
+
+/**
+ * Compute's policy defaults, after Nova's secure-RBAC defaults: project readers read,
+ * project members act, admins act anywhere; host and flavor management is admin-only.
+ */
+const projectReader: Rule = anyOf(admin, allOf(reader, ownProject()));
+const projectMember: Rule = anyOf(admin, allOf(member, ownProject()));
+const anyMember: Rule = anyOf(admin, member);
+
+definePolicies({
+  'os_compute_api:servers:index': anyOf(admin, reader),
+  'os_compute_api:servers:index:get_all_tenants': admin,
+  'os_compute_api:servers:show': projectReader,
+  'os_compute_api:servers:show:host_status': admin,
+  'os_compute_api:os-extended-server-attributes': admin,
+  'os_compute_api:servers:create': anyMember,
+  'os_compute_api:servers:create:forced_host': admin,
+  'os_compute_api:servers:update': projectMember,
+  'os_compute_api:servers:delete': projectMember,
+  'os_compute_api:servers:action': projectMember,
+  'os_compute_api:os-lock-server:unlock:unlock_override': admin,
+  'os_compute_api:os-console-output': projectMember,
+  'os_compute_api:os-instance-actions:list': projectReader,
+  'os_compute_api:os-instance-actions:events:details': admin,
+  'os_compute_api:server-metadata:index': projectReader,
+  'os_compute_api:server-metadata:update': projectMember,
+  'os_compute_api:os-server-tags:index': projectReader,
+  'os_compute_api:os-server-tags:update': projectMember,
+  'os_compute_api:os-flavor-manage': admin,
+  'os_compute_api:os-flavor-access': admin,
+  'os_compute_api:flavors:list': always,
+  'os_compute_api:os-keypairs': always,
+  'os_compute_api:os-keypairs:other-user': admin,
+  'os_compute_api:os-quota-sets:show': projectReader,
+  'os_compute_api:os-quota-sets:update': admin,
+  'os_compute_api:limits': always,
+  'os_compute_api:limits:other_project': admin,
+  'os_compute_api:os-availability-zone:list': always,
+  'os_compute_api:os-availability-zone:detail': admin,
+  'os_compute_api:os-hypervisors': admin,
+  'os_compute_api:os-services': admin,
+  'os_compute_api:os-aggregates': admin,
+  'os_compute_api:os-server-groups:index': anyOf(admin, reader),
+  'os_compute_api:os-server-groups:index:all_projects': admin,
+  'os_compute_api:os-server-groups:show': projectReader,
+  'os_compute_api:os-server-groups:create': anyMember,
+  'os_compute_api:os-server-groups:delete': projectMember,
+});
