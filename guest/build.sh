@@ -1,14 +1,29 @@
 #!/usr/bin/env bash
-# Builds Gureum's tiny guest, fast form: an uncompressed kernel (vmlinux, booted through
-# its PVH entry on QEMU's microvm machine) plus an uncompressed initramfs, from Debian
-# packages only (apt-get download + dpkg -x; no loop mounts).
-#   guest/build.sh OUTDIR      -> OUTDIR/vmlinux, OUTDIR/initramfs.cpio, OUTDIR/kernel-version
-# Idempotent: an existing OUTDIR with both files is left as it is unless FORCE=1.
+# Builds Gureum's tiny guest from Debian packages only (apt-get download + dpkg -x; no
+# loop mounts, nothing that needs root):
+#   guest/build.sh OUTDIR -> OUTDIR/vmlinux         uncompressed kernel, PVH entry (fast form, microvm)
+#                            OUTDIR/initramfs.cpio  uncompressed initramfs (both forms)
+#                            OUTDIR/disk.qcow2      whole-disk form: MBR + one bootable FAT16 partition
+#                                                   with syslinux, vmlinuz and the initramfs (SeaBIOS)
+#                            OUTDIR/kernel-version, OUTDIR/stamp (hash of the guest sources)
+# Idempotent: an OUTDIR whose stamp matches the sources and that holds every output is
+# left as it is unless FORCE=1.
 set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"
 out=$(realpath -m "${1:?usage: guest/build.sh OUTDIR}")
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-if [ "${FORCE:-0}" != 1 ] && [ -s "$out/vmlinux" ] && [ -s "$out/initramfs.cpio" ]; then exit 0; fi
-for tool in cpio xz; do command -v "$tool" >/dev/null || { echo "guest/build.sh: needs $tool (apt-get install $tool)" >&2; exit 1; }; done
+# The stamp: sha256 of the "<sha256>  <name>" lines of the sources. src/cli/guest-images.ts
+# computes the same value (its GUEST_SOURCES must list the same files in the same order).
+stamp=$(cd "$here" && sha256sum build.sh init udhcpc.script | sha256sum | awk '{print $1}')
+if [ "${FORCE:-0}" != 1 ] && [ "$(cat "$out/stamp" 2>/dev/null || true)" = "$stamp" ] && [ -s "$out/vmlinux" ] \
+  && [ -s "$out/initramfs.cpio" ] && [ -s "$out/disk.qcow2" ] && [ -s "$out/kernel-version" ]; then
+  exit 0
+fi
+mbr=/usr/lib/syslinux/mbr/mbr.bin
+for tool in cpio:cpio xz:xz-utils mkfs.vfat:dosfstools mcopy:mtools syslinux:syslinux qemu-img:qemu-utils; do
+  command -v "${tool%%:*}" >/dev/null || { echo "guest/build.sh: needs ${tool%%:*} (apt-get install ${tool##*:})" >&2; exit 1; }
+done
+[ -r "$mbr" ] || { echo "guest/build.sh: needs $mbr (apt-get install syslinux-common)" >&2; exit 1; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -27,7 +42,7 @@ tail -c +$((offset + 1)) "pkg/boot/vmlinuz-$kver" | xz -dc 2>/dev/null >vmlinux 
 [ "$(head -c 4 vmlinux | od -An -tx1 | tr -d ' \n')" = 7f454c46 ] || { echo "guest/build.sh: could not extract vmlinux" >&2; exit 1; }
 
 root=initramfs
-mkdir -p $root/{bin,sbin,etc,proc,sys,dev,run,tmp,root/.ssh,lib/modules,usr/sbin,etc/dropbear,mnt}
+mkdir -p $root/{bin,sbin,etc,proc,sys,dev,run,tmp,root/.ssh,lib/modules,usr/bin,usr/sbin,etc/dropbear,mnt}
 cp pkg/bin/busybox $root/bin/busybox
 cp pkg/usr/sbin/dropbear $root/usr/sbin/dropbear
 # dropbear's shared libraries: from the downloaded packages, else from this (Debian) host.
@@ -56,7 +71,11 @@ add_module() {
   cp "$path" "$root/lib/modules/"
   order+=("$(basename "$path")")
 }
-for m in virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio virtio_blk failover net_failover virtio_net virtio_rng isofs nls_utf8; do
+# virtio for both transports (virtio-mmio on microvm, virtio-pci on pc/q35); evdev + button:
+# the ACPI power button (QMP system_powerdown) as an input event for acpid; isofs, vfat and
+# their code pages: config drives in either of Nova's formats.
+for m in virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio virtio_blk failover \
+  net_failover virtio_net virtio_rng evdev button isofs fat vfat nls_cp437 nls_utf8; do
   add_module "$m"
 done
 printf '%s\n' "${order[@]}" >"$root/lib/modules/order"
@@ -67,10 +86,57 @@ chmod 755 "$root/init" "$root/etc/udhcpc.script"
 echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
 echo 'root:*:1::::::' >"$root/etc/shadow"
 echo '/bin/sh' >"$root/etc/shells"
+# busybox acpid runs /etc/acpi/<action> for an event; the power button's is PWRF/00000080.
+mkdir -p "$root/etc/acpi/PWRF"
+printf '#!/bin/sh\n# ACPI power button (QMP system_powerdown): flush and power off now.\nsync\nexec poweroff -f\n' \
+  >"$root/etc/acpi/PWRF/00000080"
+chmod 755 "$root/etc/acpi/PWRF/00000080"
+(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >initramfs.cpio
+
+# Whole-disk form: a 64 MiB disk, MBR (syslinux's mbr.bin) with one active FAT16 partition
+# from 1 MiB to the end holding syslinux, the compressed kernel and the initramfs. The FAT
+# image is made on its own (hidden sectors = the partition's start) and written into place.
+export MTOOLS_SKIP_CHECK=1
+disk_sectors=$((64 * 2048))
+part_start=2048
+part_sectors=$((disk_sectors - part_start))
+cat >syslinux.cfg <<'CFG'
+SERIAL 0 115200
+DEFAULT gureum
+PROMPT 0
+TIMEOUT 0
+LABEL gureum
+  LINUX /vmlinuz
+  INITRD /initramfs.cpio
+  APPEND console=ttyS0 quiet cryptomgr.notests
+CFG
+mkfs.vfat -F 16 -n GUREUM -i 47524d31 -h "$part_start" -C fat.img $((part_sectors / 2)) >mkfs.log 2>&1 || { cat mkfs.log >&2; exit 1; }
+mcopy -i fat.img "pkg/boot/vmlinuz-$kver" ::/vmlinuz
+mcopy -i fat.img initramfs.cpio ::/initramfs.cpio
+mcopy -i fat.img syslinux.cfg ::/syslinux.cfg
+syslinux --install fat.img
+# Partition-table bytes as printf escapes: a CHS triple (255 heads, 63 sectors; BIOSes use LBA) and a little-endian u32.
+chs() {
+  local c=$(($1 / (255 * 63))) h=$((($1 / 63) % 255)) s=$(($1 % 63 + 1))
+  if [ $c -gt 1023 ]; then c=1023 h=254 s=63; fi
+  printf '\\x%02x\\x%02x\\x%02x' $h $((s | ((c >> 2) & 0xc0))) $((c & 0xff))
+}
+le32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)); }
+truncate -s $((disk_sectors * 512)) disk.raw
+dd if="$mbr" of=disk.raw bs=440 count=1 conv=notrunc status=none
+# From byte 440: disk id, 2 reserved bytes, partition 1 (active, type 0x0e = FAT16 LBA,
+# CHS start, CHS end, LBA start, sectors), the three empty entries, the boot signature.
+printf "$(le32 0x47524d31)\\x00\\x00\\x80$(chs $part_start)\\x0e$(chs $((disk_sectors - 1)))$(le32 $part_start)$(le32 $part_sectors)" >mbr-tail.bin
+head -c 48 /dev/zero >>mbr-tail.bin
+printf '\x55\xaa' >>mbr-tail.bin
+[ "$(stat -c %s mbr-tail.bin)" = 72 ] || { echo "guest/build.sh: bad partition table" >&2; exit 1; }
+dd if=mbr-tail.bin of=disk.raw bs=1 seek=440 conv=notrunc status=none
+dd if=fat.img of=disk.raw bs=512 seek=$part_start conv=notrunc,sparse status=none
+qemu-img convert -f raw -O qcow2 disk.raw disk.qcow2
 
 mkdir -p "$out"
-(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$out/initramfs.cpio.tmp"
-mv vmlinux "$out/vmlinux.tmp"
-mv "$out/initramfs.cpio.tmp" "$out/initramfs.cpio"
-mv "$out/vmlinux.tmp" "$out/vmlinux"
+rm -f "$out/stamp"
+for f in vmlinux initramfs.cpio disk.qcow2; do mv "$f" "$out/.$f.tmp.$$"; done
+for f in vmlinux initramfs.cpio disk.qcow2; do mv "$out/.$f.tmp.$$" "$out/$f"; done
 echo "$kver" >"$out/kernel-version"
+echo "$stamp" >"$out/stamp"
