@@ -12,6 +12,9 @@ import { KeyRepository } from '../services/identity/keys.ts';
 import { identityMount } from '../services/identity/routes.ts';
 import { IdentityService } from '../services/identity/service.ts';
 import { TokenCodec } from '../services/identity/tokens.ts';
+import { LocalImageStore } from '../services/image/data-store.ts';
+import { imageMount } from '../services/image/routes.ts';
+import { ImageService } from '../services/image/service.ts';
 
 /** Published when identity data changes, so every controller drops cached token views. */
 const IdentityChanged = subject<{ from: string; kind: string }>('gureum.identity.changed');
@@ -50,8 +53,14 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
   await identity.start();
   const { createdAdmin } = await bootstrapIdentity(identity, {
     adminPassword: password, region: cfg.region,
-    services: [{ type: 'identity', name: 'keystone', url: `${cfg.publicUrl}/identity/v3` }],
+    services: [
+      { type: 'identity', name: 'keystone', url: `${cfg.publicUrl}/identity/v3` },
+      { type: 'image', name: 'glance', url: `${cfg.publicUrl}/image` },
+    ],
   });
+
+  const images = new ImageService(database.db, new LocalImageStore(join(cfg.dataDir, 'images')), log.child({ component: 'image' }));
+  await images.start();
 
   const bus = await Bus.connect(natsUrl, log.child({ component: 'bus' }), `gureum-controller-${hostname()}-${process.pid}`);
   const me = `${hostname()}:${process.pid}`;
@@ -60,7 +69,7 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
   identity.onChange((kind) => bus.publish(IdentityChanged, { from: me, kind }));
   bus.subscribe(IdentityChanged, (m) => { if (m.from !== me) void identity.refreshFromPeer(); });
 
-  const app = createApiServer({ log, validator: identity, maxBodyBytes: cfg.maxBodyBytes }, [identityMount(identity)]);
+  const app = createApiServer({ log, validator: identity, maxBodyBytes: cfg.maxBodyBytes }, [identityMount(identity), imageMount(images)]);
   app.get('/healthz', { config: { auth: false } }, async () => ({ status: 'ok', bus_rtt_ms: await bus.rtt() }));
   await app.listen({ host: cfg.listenHost, port: cfg.listenPort });
   log.info({ url: cfg.publicUrl }, 'controller listening');
