@@ -1,0 +1,10 @@
+/**
+ * NumInstancesWeigher: the number of instances on the host. As in Nova, its multiplier
+ * defaults to 0 (off); positive prefers busier hosts (pack), negative emptier ones (spread).
+ */
+import type { Weigher } from '../types.ts';
+
+export const numInstancesWeigher: Weigher = {
+  name: 'num-instances',
+  weigh: (host) => host.instances,
+};
