@@ -52,7 +52,10 @@ export interface HostCapabilities {
   cpuModel: string;
   vcpus: number;
   memoryMb: number;
+  /** Size of the instances directory's filesystem (Nova's local_gb). */
   diskGb: number;
+  /** Free space there now (Nova's disk_available_least is computed from it). */
+  diskFreeGb?: number;
 }
 
 export interface InstanceState {
@@ -62,6 +65,8 @@ export interface InstanceState {
   cpuTimeNs?: number;
   /** Resident memory of the QEMU process in KiB. */
   memoryKb?: number;
+  /** Why it is in this state when not running, e.g. 'guest-shutdown', 'destroyed', a crash's detail. */
+  reason?: string;
 }
 
 export interface HypervisorDriver {
@@ -78,7 +83,7 @@ export interface HypervisorDriver {
   /** Start a stopped instance again from its saved spec. */
   powerOn(uuid: string): Promise<void>;
   /** soft: ACPI reboot (guest-driven); hard: system_reset. */
-  reboot(uuid: string, hard: boolean): Promise<void>;
+  reboot(uuid: string, hard: boolean, softTimeoutMs?: number): Promise<void>;
   pause(uuid: string): Promise<void>;
   unpause(uuid: string): Promise<void>;
   /** Save the guest state to disk and stop QEMU (power state 'suspended'). */

@@ -1,0 +1,687 @@
+/**
+ * QemuDriver: one QEMU process per instance, driven through QMP.
+ *
+ * Each instance lives in `<instancesDir>/<uuid>/` (see instanceFiles()): spec.json (the
+ * InstanceSpec, so powerOn/resume/adopt work after an agent restart), launch.json (the
+ * last command line), qemu.pid, qmp.sock, console.log (serial), qemu.log (QEMU's own
+ * stderr), exit.json (why the last QEMU stopped) and `state` (a suspended guest).
+ *
+ * QEMU is spawned detached (own session, stdio to qemu.log), so it outlives the agent —
+ * even a kill -9 of it; adopt() re-attaches by pid file + /proc cmdline check + QMP.
+ * QEMU runs with -no-shutdown: a guest power-off stops the VM and emits SHUTDOWN; the
+ * driver records 'guest-shutdown' in exit.json and quits it. A QEMU that vanished with
+ * no recorded reason is reported 'crashed'.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { constants as fsc, existsSync, openSync, closeSync, readFileSync, statfsSync } from 'node:fs';
+import { access, mkdir, open, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Logger } from '../../../common/logger.ts';
+import type { HostCapabilities, HypervisorDriver, InstanceSpec, InstanceState, PowerState } from '../driver.ts';
+import { convertImage } from '../../storage/disks.ts';
+import { instanceFiles, qemuArgv, shQuote } from './cmdline.ts';
+import { QmpClient, type RunState } from './qmp.ts';
+
+const run = promisify(execFile);
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Linux USER_HZ (clock ticks in /proc/<pid>/stat) is 100 on x86. */
+const CLK_TCK = 100;
+
+export interface QemuDriverOptions {
+  instancesDir: string;
+  log: Logger;
+  /** 'auto' (default): KVM when the boot probe passes, else TCG. */
+  accel?: 'auto' | 'kvm' | 'tcg';
+  qemuBinary?: string;
+  /** Budget of the KVM probe (default 3000 ms). */
+  kvmProbeMs?: number;
+}
+
+/** Why the last QEMU of an instance stopped (exit.json). */
+export type ExitReason = 'guest-shutdown' | 'powered-off' | 'destroyed' | 'suspended' | 'crashed' | 'start-failed';
+interface ExitRecord { reason: ExitReason; at: string; detail?: string }
+
+export interface LifecycleEvent { uuid: string; power: PowerState; reason?: string }
+
+/** QEMU RunState → Nova power state. */
+export function powerOf(status: RunState): PowerState {
+  switch (status) {
+    case 'running': return 'running';
+    case 'shutdown': return 'shutdown';
+    case 'internal-error': case 'io-error': case 'guest-panicked': return 'crashed';
+    case 'suspended': return 'suspended';
+    default: return 'paused'; // paused, prelaunch, inmigrate, postmigrate, finish-migrate, save-vm, restore-vm, debug, watchdog, colo
+  }
+}
+
+/** Host TSC frequency in kHz (what a TCG microvm guest is told through tsc_early_khz). */
+export function hostTscKhz(): number {
+  try {
+    const m = /cpu MHz\s*:\s*([\d.]+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    return Math.round(Number(m?.[1] ?? 0) * 1000);
+  } catch { return 0; }
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  try { return JSON.parse(await readFile(path, 'utf8')) as T; } catch { return undefined; }
+}
+
+async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const fh = await open(tmp, 'w');
+  try { await fh.writeFile(JSON.stringify(value, null, 2)); await fh.sync(); } finally { await fh.close(); }
+  await rename(tmp, path);
+}
+
+/** The pid is alive, not a zombie, and its command line is QEMU with this -uuid. */
+export function isOurQemu(pid: number, uuid: string): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (/\) Z /.test(stat)) return false;
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (!/qemu-system/.test(argv[0] ?? '')) return false;
+    const i = argv.indexOf('-uuid');
+    return i >= 0 && argv[i + 1] === uuid;
+  } catch { return false; }
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/\) Z /.test(stat);
+  } catch { return false; }
+}
+
+async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (alive(pid)) {
+    if (Date.now() >= deadline) return false;
+    await sleep(25);
+  }
+  return true;
+}
+
+export class QemuDriver extends EventEmitter implements HypervisorDriver {
+  readonly instancesDir: string;
+  private readonly log: Logger;
+  private readonly qemu: string;
+  private caps?: HostCapabilities;
+  private tscKhz = 0;
+  private monitors = new Map<string, QmpClient>();
+  private locks = new Map<string, Promise<unknown>>();
+  /** What the driver is doing to an instance, so a SHUTDOWN event is read right. */
+  private intent = new Map<string, 'rebooting' | 'stopping'>();
+
+  constructor(private readonly opts: QemuDriverOptions) {
+    super();
+    this.instancesDir = opts.instancesDir;
+    this.log = opts.log.child({ component: 'qemu' });
+    this.qemu = opts.qemuBinary ?? 'qemu-system-x86_64';
+  }
+
+  // ---------------------------------------------------------------- host
+
+  async init(): Promise<HostCapabilities> {
+    await mkdir(this.instancesDir, { recursive: true });
+    let version: string;
+    try {
+      ({ stdout: version } = await run(this.qemu, ['--version']));
+    } catch (e) {
+      throw new Error(`cannot run ${this.qemu} (Debian package qemu-system-x86): ${(e as Error).message}`);
+    }
+    const v = /version (\d+)\.(\d+)\.(\d+)/.exec(version);
+    const hypervisorVersion = v ? Number(v[1]) * 1_000_000 + Number(v[2]) * 1000 + Number(v[3]) : 0;
+    const want = this.opts.accel ?? (process.env.GUREUM_ACCEL as 'auto' | 'kvm' | 'tcg' | undefined) ?? 'auto';
+    let accel: 'kvm' | 'tcg' = want === 'kvm' ? 'kvm' : 'tcg';
+    if (want === 'auto') {
+      const probe = await this.probeKvm(this.opts.kvmProbeMs ?? 3000);
+      this.log.info({ kvm: probe.ok, detail: probe.detail }, 'KVM probe');
+      accel = probe.ok ? 'kvm' : 'tcg';
+    }
+    this.tscKhz = hostTscKhz();
+    const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+    const st = statfsSync(this.instancesDir);
+    this.caps = {
+      accel,
+      hypervisorType: 'QEMU',
+      hypervisorVersion,
+      cpuModel: /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1]?.trim() ?? 'unknown',
+      vcpus: cpus().length,
+      memoryMb: Math.floor(totalmem() / 1024 / 1024),
+      diskGb: Math.floor((st.blocks * st.bsize) / 1024 ** 3),
+      diskFreeGb: Math.floor((st.bavail * st.bsize) / 1024 ** 3),
+    };
+    this.log.info({ caps: this.caps }, 'hypervisor ready');
+    return this.caps;
+  }
+
+  /**
+   * Can KVM run guest code at native speed? /dev/kvm opening is not enough (PVM, nested
+   * software virtualization, opens it and then runs a kernel at ~1 M instructions/s).
+   * The probe boots a 64 KiB firmware that spins 100 M iterations and then writes 'K'
+   * to the serial port: milliseconds under real KVM, minutes under PVM, so a budget of a
+   * few seconds tells them apart without needing a guest kernel.
+   */
+  async probeKvm(budgetMs: number): Promise<{ ok: boolean; detail: string }> {
+    try {
+      closeSync(openSync('/dev/kvm', fsc.O_RDWR));
+    } catch (e) {
+      return { ok: false, detail: `/dev/kvm: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
+    }
+    const code = Buffer.from('66B900E1F505664975FCBAF803B04BEEF4EBFD', 'hex'); // mov ecx,1e8; l: dec ecx; jnz l; out 0x3f8,'K'; hlt
+    const bios = Buffer.alloc(65536);
+    code.copy(bios, 0);
+    Buffer.from('EA000000F0', 'hex').copy(bios, 0xfff0); // reset vector: jmp F000:0000
+    const file = join(tmpdir(), `gureum-kvm-probe-${process.pid}.bin`);
+    await writeFile(file, bios);
+    const started = Date.now();
+    try {
+      const child = spawn(this.qemu, ['-M', 'pc', '-accel', 'kvm', '-cpu', 'host', '-m', '16', '-nodefaults', '-no-user-config',
+        '-display', 'none', '-bios', file, '-serial', 'stdio'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+      const ok = await new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(false), budgetMs);
+        child.stdout!.on('data', (d: Buffer) => { if (d.includes('K')) { clearTimeout(t); resolve(true); } });
+        child.once('exit', () => { clearTimeout(t); resolve(false); });
+        child.once('error', () => { clearTimeout(t); resolve(false); });
+      });
+      child.kill('SIGKILL');
+      const ms = Date.now() - started;
+      return { ok, detail: ok ? `probe ran in ${ms} ms` : `probe did not finish in ${budgetMs} ms${err ? `: ${err.trim().split('\n').pop()}` : ''}` };
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+
+  capabilities(): HostCapabilities | undefined { return this.caps; }
+
+  private accel(): 'kvm' | 'tcg' {
+    return this.caps?.accel ?? (this.opts.accel === 'kvm' ? 'kvm' : 'tcg');
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  dirOf(uuid: string): string {
+    if (!UUID.test(uuid)) throw new Error(`invalid instance uuid ${JSON.stringify(uuid)}`);
+    return join(this.instancesDir, uuid);
+  }
+
+  private files(uuid: string) { return instanceFiles(this.dirOf(uuid)); }
+
+  /** Operations on one instance run one at a time. */
+  private serial<T>(uuid: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(uuid) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(fn);
+    const settled = next.catch(() => undefined);
+    this.locks.set(uuid, settled);
+    void settled.then(() => { if (this.locks.get(uuid) === settled) this.locks.delete(uuid); });
+    return next;
+  }
+
+  private async readSpec(uuid: string): Promise<InstanceSpec> {
+    const spec = await readJson<InstanceSpec>(this.files(uuid).spec);
+    if (!spec) throw new Error(`instance ${uuid} is not on this host (no ${this.files(uuid).spec})`);
+    return spec;
+  }
+
+  /** The pid of the instance's QEMU when it runs, else undefined. */
+  private async livePid(uuid: string): Promise<number | undefined> {
+    let text: string;
+    try { text = await readFile(this.files(uuid).pid, 'utf8'); } catch { return undefined; }
+    const pid = Number(text.trim());
+    return Number.isInteger(pid) && pid > 0 && isOurQemu(pid, uuid) ? pid : undefined;
+  }
+
+  private async recordExit(uuid: string, reason: ExitReason, detail?: string, overwrite = false): Promise<void> {
+    const f = this.files(uuid);
+    if (!overwrite && existsSync(f.exit)) return;
+    if (!existsSync(this.dirOf(uuid))) return;
+    const rec: ExitRecord = { reason, at: new Date().toISOString(), ...(detail ? { detail } : {}) };
+    await writeJsonAtomic(f.exit, rec).catch(() => undefined);
+  }
+
+  private async qemuLogTail(uuid: string): Promise<string> {
+    try {
+      const text = await readFile(this.files(uuid).qemuLog, 'utf8');
+      return text.trim().split('\n').slice(-5).join('\n');
+    } catch { return ''; }
+  }
+
+  /** The connected monitor of a running instance (re-connecting when needed). */
+  private async monitor(uuid: string): Promise<QmpClient> {
+    const m = this.monitors.get(uuid);
+    if (m && !m.isClosed) return m;
+    const pid = await this.livePid(uuid);
+    if (!pid) throw new Error(`instance ${uuid} is not running`);
+    return this.attach(uuid, pid, 5000);
+  }
+
+  /** Connect QMP and watch events and the process's end. */
+  private async attach(uuid: string, pid: number, retryMs: number): Promise<QmpClient> {
+    const f = this.files(uuid);
+    let qmp: QmpClient;
+    try {
+      qmp = await QmpClient.connect(f.qmp, { retryMs, timeoutMs: 10_000 });
+    } catch (e) {
+      throw new Error(`instance ${uuid}: cannot reach QEMU's monitor (pid ${pid}): ${(e as Error).message}`);
+    }
+    this.monitors.set(uuid, qmp);
+    qmp.on('event', (ev) => {
+      this.log.debug({ uuid, event: ev.event, data: ev.data }, 'QMP event');
+      if (ev.event === 'STOP') this.emit('lifecycle', { uuid, power: 'paused' } satisfies LifecycleEvent);
+      if (ev.event === 'RESUME') this.emit('lifecycle', { uuid, power: 'running' } satisfies LifecycleEvent);
+    });
+    qmp.on('SHUTDOWN', (data: { guest?: boolean; reason?: string }) => {
+      if (!data.guest || this.intent.get(uuid) === 'rebooting') return;
+      // The guest powered off; QEMU waits (-no-shutdown). Record it and end the process.
+      void (async () => {
+        await this.recordExit(uuid, 'guest-shutdown', data.reason);
+        this.emit('lifecycle', { uuid, power: 'shutdown', reason: 'guest-shutdown' } satisfies LifecycleEvent);
+        await qmp.execute('quit', undefined, { timeoutMs: 5000 }).catch(() => process.kill(pid, 'SIGKILL'));
+      })().catch((e: Error) => this.log.warn({ uuid, err: e.message }, 'quitting after guest shutdown failed'));
+    });
+    qmp.once('close', () => {
+      if (this.monitors.get(uuid) === qmp) this.monitors.delete(uuid);
+      void (async () => {
+        if (!(await waitGone(pid, 3000))) return; // monitor dropped (close()), QEMU still runs
+        if (!existsSync(f.exit)) {
+          await this.recordExit(uuid, 'crashed', `QEMU (pid ${pid}) exited unexpectedly: ${await this.qemuLogTail(uuid)}`);
+          this.log.warn({ uuid, pid }, 'QEMU exited unexpectedly');
+          this.emit('lifecycle', { uuid, power: 'crashed', reason: 'crashed' } satisfies LifecycleEvent);
+        }
+      })();
+    });
+    return qmp;
+  }
+
+  /** Start QEMU for a spec; resolves once the monitor answers. */
+  private async launch(uuid: string, spec: InstanceSpec, opts: { incomingFile?: string; freshConsole: boolean }): Promise<QmpClient> {
+    const f = this.files(uuid);
+    await rm(f.exit, { force: true });
+    await rm(f.qmp, { force: true });
+    await rm(f.pid, { force: true });
+    if (opts.freshConsole) await truncate(f.console, 0).catch(() => undefined);
+    const accel = this.accel();
+    const argv = qemuArgv(spec, { accel }, { dir: this.dirOf(uuid), tscKhz: this.tscKhz || hostTscKhz(), incomingFile: opts.incomingFile });
+    await writeJsonAtomic(f.launch, { accel, binary: this.qemu, argv, startedAt: new Date().toISOString() });
+    const logFd = openSync(f.qemuLog, 'a');
+    let child;
+    try {
+      child = spawn(this.qemu, argv, { detached: true, stdio: ['ignore', logFd, logFd], cwd: this.dirOf(uuid) });
+    } finally {
+      closeSync(logFd);
+    }
+    child.unref();
+    const pid = child.pid;
+    const exited = new Promise<string>((resolve) => {
+      child.once('exit', (code, sig) => resolve(`exited with ${sig ?? `status ${code}`}`));
+      child.once('error', (e) => resolve(e.message));
+    });
+    if (!pid) {
+      const why = await exited;
+      await this.recordExit(uuid, 'start-failed', why, true);
+      throw new Error(`could not start QEMU for ${uuid}: ${why}`);
+    }
+    const started = Date.now();
+    const connected = this.attach(uuid, pid, 30_000).then((q) => ({ q }), (e: Error) => ({ e }));
+    const r = await Promise.race([connected, exited.then((why) => ({ why }))]);
+    if ('why' in r || 'e' in r) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      await waitGone(pid, 2000);
+      const why = 'why' in r ? r.why : r.e.message;
+      const tail = await this.qemuLogTail(uuid);
+      await this.recordExit(uuid, 'start-failed', `${why}: ${tail}`, true);
+      throw new Error(`QEMU failed to start for ${uuid} (${why})${tail ? `: ${tail}` : ''}`);
+    }
+    this.log.info({ uuid, pid, accel, ms: Date.now() - started, incoming: !!opts.incomingFile }, 'QEMU started');
+    return r.q;
+  }
+
+  /** Stop QEMU now: `quit` over QMP, SIGKILL when it does not go within 3 s. */
+  private async hardStop(uuid: string, reason: ExitReason): Promise<void> {
+    const pid = await this.livePid(uuid);
+    if (!pid) return;
+    await this.recordExit(uuid, reason, undefined, true);
+    this.intent.set(uuid, 'stopping');
+    try {
+      const m = this.monitors.get(uuid);
+      if (m && !m.isClosed) await m.execute('quit', undefined, { timeoutMs: 2000 }).catch(() => undefined);
+      if (!(await waitGone(pid, 3000))) {
+        this.log.warn({ uuid, pid }, 'QEMU did not quit; SIGKILL');
+        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+        if (!(await waitGone(pid, 5000))) throw new Error(`QEMU pid ${pid} of ${uuid} survived SIGKILL`);
+      }
+    } finally {
+      this.intent.delete(uuid);
+      this.monitors.get(uuid)?.close();
+      this.monitors.delete(uuid);
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  spawn(spec: InstanceSpec): Promise<void> {
+    return this.serial(spec.uuid, async () => {
+      const dir = this.dirOf(spec.uuid);
+      await mkdir(dir, { recursive: true });
+      if (await this.livePid(spec.uuid)) throw new Error(`instance ${spec.uuid} is already running`);
+      for (const d of spec.disks) {
+        try { await access(d.path, d.readonly ? fsc.R_OK : fsc.R_OK | fsc.W_OK); } catch {
+          throw new Error(`instance ${spec.uuid}: disk ${d.path} is missing or not accessible`);
+        }
+      }
+      if (spec.boot.kind === 'kernel') {
+        for (const p of [spec.boot.kernel, spec.boot.ramdisk]) {
+          if (p && !existsSync(p)) throw new Error(`instance ${spec.uuid}: boot file ${p} is missing`);
+        }
+      }
+      await writeJsonAtomic(this.files(spec.uuid).spec, spec);
+      await rm(this.files(spec.uuid).state, { force: true });
+      await this.launch(spec.uuid, spec, { freshConsole: true });
+    });
+  }
+
+  destroy(uuid: string): Promise<void> {
+    return this.serial(uuid, () => this.hardStop(uuid, 'destroyed'));
+  }
+
+  powerOff(uuid: string, timeoutMs: number): Promise<void> {
+    return this.serial(uuid, async () => {
+      const pid = await this.livePid(uuid);
+      if (!pid) return;
+      const m = await this.monitor(uuid);
+      const { status } = await m.execute('query-status');
+      if (status === 'running' && timeoutMs > 0) {
+        const started = Date.now();
+        await m.execute('system_powerdown');
+        if (await waitGone(pid, timeoutMs)) {
+          this.log.info({ uuid, ms: Date.now() - started }, 'guest powered off');
+          return; // the SHUTDOWN handler recorded guest-shutdown and quit QEMU
+        }
+        this.log.info({ uuid, timeoutMs }, 'guest did not power off in time; stopping it');
+      }
+      await this.hardStop(uuid, 'powered-off');
+    });
+  }
+
+  powerOn(uuid: string): Promise<void> {
+    return this.serial(uuid, async () => {
+      if (await this.livePid(uuid)) return;
+      if (existsSync(this.files(uuid).state)) return this.resumeLocked(uuid); // libvirt: start restores a managed save
+      const spec = await this.readSpec(uuid);
+      await this.launch(uuid, spec, { freshConsole: true });
+    });
+  }
+
+  /**
+   * hard: system_reset (a stopped instance is started). soft: ACPI power button, wait up
+   * to softTimeoutMs (default 120 s, Nova's wait_soft_reboot_seconds) for the guest to
+   * shut down, then reset and continue the same QEMU (libvirt's "fake reboot"); a guest
+   * that ignores the button gets a hard reboot.
+   */
+  reboot(uuid: string, hard: boolean, softTimeoutMs = 120_000): Promise<void> {
+    return this.serial(uuid, async () => {
+      const pid = await this.livePid(uuid);
+      if (!pid) {
+        if (existsSync(this.files(uuid).state)) await rm(this.files(uuid).state, { force: true });
+        await this.launch(uuid, await this.readSpec(uuid), { freshConsole: true });
+        return;
+      }
+      const m = await this.monitor(uuid);
+      const { status } = await m.execute('query-status');
+      if (!hard && status === 'running') {
+        this.intent.set(uuid, 'rebooting');
+        try {
+          const down = m.waitEvent('SHUTDOWN', softTimeoutMs).then(() => true, () => false);
+          await m.execute('system_powerdown');
+          if (await down) {
+            await m.execute('system_reset');
+            await m.execute('cont');
+            this.log.info({ uuid }, 'soft reboot done');
+            return;
+          }
+          this.log.info({ uuid, softTimeoutMs }, 'guest ignored the power button; hard reboot');
+        } finally {
+          this.intent.delete(uuid);
+        }
+      }
+      await m.execute('system_reset');
+      const after = await m.execute('query-status');
+      if (after.status !== 'running') await m.execute('cont');
+    });
+  }
+
+  pause(uuid: string): Promise<void> {
+    return this.serial(uuid, async () => {
+      const m = await this.monitor(uuid);
+      await m.execute('stop');
+    });
+  }
+
+  unpause(uuid: string): Promise<void> {
+    return this.serial(uuid, async () => {
+      const m = await this.monitor(uuid);
+      const { status } = await m.execute('query-status');
+      if (status === 'shutdown') throw new Error(`instance ${uuid} is shut down, cannot unpause`);
+      await m.execute('cont');
+    });
+  }
+
+  /** Save RAM and device state to `<dir>/state` (QMP migrate to `exec:cat`), then quit. */
+  suspend(uuid: string): Promise<void> {
+    return this.serial(uuid, async () => {
+      const f = this.files(uuid);
+      const pid = await this.livePid(uuid);
+      if (!pid) throw new Error(`instance ${uuid} is not running, cannot suspend`);
+      const m = await this.monitor(uuid);
+      const before = (await m.execute('query-status')).status;
+      const started = Date.now();
+      const part = `${f.state}.part`;
+      await rm(part, { force: true });
+      if (before === 'running') await m.execute('stop');
+      try {
+        await m.execute('migrate', { uri: `exec:cat > ${shQuote(part)}` });
+        const deadline = Date.now() + 600_000;
+        for (;;) {
+          const q = await m.execute('query-migrate');
+          if (q.status === 'completed') break;
+          if (q.status === 'failed' || q.status === 'cancelled') throw new Error(`saving the guest state failed: ${q['error-desc'] ?? q.status}`);
+          if (Date.now() > deadline) throw new Error('saving the guest state took more than 10 minutes');
+          await sleep(50);
+        }
+        const fh = await open(part, 'r');
+        try { await fh.sync(); } finally { await fh.close(); }
+        await rename(part, f.state);
+      } catch (e) {
+        await rm(part, { force: true });
+        if (before === 'running') await m.execute('cont').catch(() => undefined);
+        throw new Error(`suspend of ${uuid} failed: ${(e as Error).message}`);
+      }
+      await this.hardStop(uuid, 'suspended');
+      const size = (await stat(f.state)).size;
+      this.log.info({ uuid, bytes: size, ms: Date.now() - started }, 'suspended');
+      this.emit('lifecycle', { uuid, power: 'suspended' } satisfies LifecycleEvent);
+    });
+  }
+
+  resume(uuid: string): Promise<void> {
+    return this.serial(uuid, () => this.resumeLocked(uuid));
+  }
+
+  private async resumeLocked(uuid: string): Promise<void> {
+    const f = this.files(uuid);
+    if (await this.livePid(uuid)) return;
+    if (!existsSync(f.state)) throw new Error(`instance ${uuid} has no saved state to resume from`);
+    const spec = await this.readSpec(uuid);
+    const m = await this.launch(uuid, spec, { incomingFile: f.state, freshConsole: false });
+    const deadline = Date.now() + 300_000;
+    for (;;) {
+      let status: RunState;
+      try {
+        status = (await m.execute('query-status')).status;
+      } catch (e) {
+        throw new Error(`resume of ${uuid} failed: ${(e as Error).message}${await this.qemuLogTail(uuid).then((t) => (t ? `: ${t}` : ''))}`);
+      }
+      if (status !== 'inmigrate') break;
+      if (Date.now() > deadline) throw new Error(`resume of ${uuid}: loading the state took more than 5 minutes`);
+      await sleep(25);
+    }
+    const mig = await m.execute('query-migrate');
+    if (mig.status === 'failed') throw new Error(`resume of ${uuid} failed: ${mig['error-desc'] ?? 'incoming migration failed'}`);
+    await m.execute('cont');
+    await rm(f.state, { force: true });
+    this.log.info({ uuid }, 'resumed');
+  }
+
+  // ---------------------------------------------------------------- state
+
+  getState(uuid: string): Promise<InstanceState> {
+    return this.stateOf(uuid);
+  }
+
+  private async stateOf(uuid: string): Promise<InstanceState> {
+    const f = this.files(uuid);
+    if (!existsSync(f.spec)) return { power: 'nostate' };
+    const pid = await this.livePid(uuid);
+    if (pid) {
+      let power: PowerState;
+      try {
+        const m = await this.monitor(uuid);
+        power = powerOf((await m.execute('query-status', undefined, { timeoutMs: 5000 })).status);
+      } catch (e) {
+        throw new Error(`instance ${uuid}: QEMU pid ${pid} runs but its monitor does not answer: ${(e as Error).message}`);
+      }
+      return { power, pid, ...procStats(pid) };
+    }
+    if (existsSync(f.state)) return { power: 'suspended', reason: 'suspended' };
+    const exit = await readJson<ExitRecord>(f.exit);
+    if (!exit || exit.reason === 'crashed') return { power: 'crashed', reason: exit?.detail ?? 'QEMU is not running and left no exit record' };
+    return { power: 'shutdown', reason: exit.reason };
+  }
+
+  async consoleOutput(uuid: string, lines?: number): Promise<string> {
+    const f = this.files(uuid);
+    const MAX = 1024 * 1024;
+    let text: string;
+    try {
+      const st = await stat(f.console);
+      const fh = await open(f.console, 'r');
+      try {
+        const len = Math.min(st.size, MAX);
+        const buf = Buffer.alloc(len);
+        await fh.read(buf, 0, len, st.size - len);
+        text = buf.toString('utf8');
+      } finally { await fh.close(); }
+    } catch {
+      if (!existsSync(f.spec)) throw new Error(`instance ${uuid} is not on this host`);
+      return '';
+    }
+    if (lines === undefined) return text;
+    if (lines <= 0) return '';
+    const all = text.split('\n');
+    const trailing = all[all.length - 1] === '' ? 1 : 0;
+    return all.slice(Math.max(0, all.length - trailing - lines)).join('\n');
+  }
+
+  /** Standalone copy (no backing file) of the root disk; a running guest is paused for the copy. */
+  snapshotRootDisk(uuid: string, destPath: string, format: 'qcow2' | 'raw'): Promise<void> {
+    return this.serial(uuid, async () => {
+      const spec = await this.readSpec(uuid);
+      const root = spec.disks[0];
+      if (!root) throw new Error(`instance ${uuid} has no root disk`);
+      const pid = await this.livePid(uuid);
+      let resume = false;
+      const m = pid ? await this.monitor(uuid) : undefined;
+      if (m) {
+        // `stop` drains and flushes every block device, so the files are consistent while paused.
+        if ((await m.execute('query-status')).status === 'running') { await m.execute('stop'); resume = true; }
+      }
+      const started = Date.now();
+      try {
+        await convertImage(root.path, destPath, format, { forceShare: !!pid });
+      } catch (e) {
+        await rm(destPath, { force: true });
+        throw new Error(`snapshot of ${uuid} failed: ${(e as Error).message}`);
+      } finally {
+        if (m && resume) await m.execute('cont');
+      }
+      this.log.info({ uuid, ms: Date.now() - started, paused: resume }, 'root disk snapshot');
+    });
+  }
+
+  /** Stop and delete everything of the instance. */
+  remove(uuid: string): Promise<void> {
+    return this.serial(uuid, async () => {
+      await this.hardStop(uuid, 'destroyed');
+      await rm(this.dirOf(uuid), { recursive: true, force: true });
+    });
+  }
+
+  /**
+   * After an agent (re)start: every instance directory with a spec, its QEMU re-attached
+   * when it still runs. A QEMU found stopped after a guest shutdown is quit ('shutdown');
+   * one gone without a record of why is 'crashed'.
+   */
+  async adopt(): Promise<Map<string, InstanceState>> {
+    const out = new Map<string, InstanceState>();
+    let names: string[];
+    try { names = await readdir(this.instancesDir); } catch { return out; }
+    for (const uuid of names) {
+      if (!UUID.test(uuid) || !existsSync(this.files(uuid).spec)) continue;
+      await this.serial(uuid, async () => {
+        const pid = await this.livePid(uuid);
+        if (pid) {
+          try {
+            const m = this.monitors.get(uuid) ?? await this.attach(uuid, pid, 2000);
+            const { status } = await m.execute('query-status');
+            if (status === 'shutdown') {
+              await this.recordExit(uuid, 'guest-shutdown', 'guest powered off while the agent was away', true);
+              this.intent.set(uuid, 'stopping');
+              await m.execute('quit').catch(() => undefined);
+              if (!(await waitGone(pid, 3000))) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+              this.intent.delete(uuid);
+            }
+          } catch (e) {
+            this.log.error({ uuid, pid, err: (e as Error).message }, 'cannot re-attach to QEMU');
+            out.set(uuid, { power: 'nostate', pid, reason: (e as Error).message });
+            return;
+          }
+        } else if (!existsSync(this.files(uuid).state) && !existsSync(this.files(uuid).exit)) {
+          await this.recordExit(uuid, 'crashed', 'QEMU was not running when the agent started');
+        }
+        out.set(uuid, await this.stateOf(uuid));
+      });
+    }
+    this.log.info({ instances: out.size, running: [...out.values()].filter((s) => s.power === 'running').length }, 'adopted instances');
+    return out;
+  }
+
+  /** Drop every monitor connection, leaving the QEMUs running (agent shutdown). */
+  async close(): Promise<void> {
+    for (const m of this.monitors.values()) m.close();
+    this.monitors.clear();
+  }
+
+  /** The instance's QMP client, for callers that need more than this interface. */
+  qmp(uuid: string): Promise<QmpClient> { return this.monitor(uuid); }
+}
+
+/** CPU time (ns) and RSS (KiB) of a process from /proc. */
+export function procStats(pid: number): { cpuTimeNs?: number; memoryKb?: number } {
+  const out: { cpuTimeNs?: number; memoryKb?: number } = {};
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    if (Number.isFinite(ticks)) out.cpuTimeNs = ticks * (1e9 / CLK_TCK);
+    const rss = /VmRSS:\s*(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (rss) out.memoryKb = Number(rss[1]);
+  } catch { /* process gone */ }
+  return out;
+}
