@@ -17,6 +17,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 stamp=$(cd "$here" && sha256sum build.sh init udhcpc.script | sha256sum | awk '{print $1}')
 if [ "${FORCE:-0}" != 1 ] && [ "$(cat "$out/stamp" 2>/dev/null || true)" = "$stamp" ] && [ -s "$out/vmlinux" ] \
   && [ -s "$out/initramfs.cpio" ] && [ -s "$out/disk.qcow2" ] && [ -s "$out/kernel-version" ]; then
+  echo "guest/build.sh: $out is up to date"
   exit 0
 fi
 mbr=/usr/lib/syslinux/mbr/mbr.bin
@@ -140,3 +141,4 @@ for f in vmlinux initramfs.cpio disk.qcow2; do mv "$f" "$out/.$f.tmp.$$"; done
 for f in vmlinux initramfs.cpio disk.qcow2; do mv "$out/.$f.tmp.$$" "$out/$f"; done
 echo "$kver" >"$out/kernel-version"
 echo "$stamp" >"$out/stamp"
+echo "guest/build.sh: built $out (kernel $kver) in ${SECONDS} s"
