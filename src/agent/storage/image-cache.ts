@@ -46,7 +46,8 @@ export class ImageCache {
    * `expectedSha512` the bytes must hash to it (hex, case-insensitive) or nothing is kept.
    */
   ensure(imageId: string, expectedSha512: string | undefined, source: ImageSource): Promise<string> {
-    const dest = this.pathOf(imageId);
+    let dest: string;
+    try { dest = this.pathOf(imageId); } catch (e) { return Promise.reject(e); }
     const running = this.inflight.get(imageId);
     if (running) return running;
     const p = this.fetchOnce(imageId, dest, expectedSha512?.toLowerCase(), source)
@@ -115,11 +116,12 @@ export class ImageCache {
     try { names = await readdir(this.dir); } catch { return []; }
     const removed: string[] = [];
     for (const name of names) {
-      if (name.startsWith('.') || keep.has(name) || this.inflight.has(name)) continue;
+      if (keep.has(name) || this.inflight.has(name)) continue;
+      if (name.startsWith('.') && !name.includes('.part-')) continue;
       const st = await stat(join(this.dir, name)).catch(() => undefined);
       if (!st || Date.now() - Math.max(st.atimeMs, st.mtimeMs) < minAgeMs) continue;
       await rm(join(this.dir, name), { force: true });
-      removed.push(name);
+      if (!name.startsWith('.')) removed.push(name); // leftovers of an interrupted download go silently
     }
     if (removed.length) this.log?.info({ removed }, 'pruned base images');
     return removed;

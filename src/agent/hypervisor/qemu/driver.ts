@@ -184,15 +184,18 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
         '-display', 'none', '-bios', file, '-serial', 'stdio'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let err = '';
       child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-      const ok = await new Promise<boolean>((resolve) => {
-        const t = setTimeout(() => resolve(false), budgetMs);
-        child.stdout!.on('data', (d: Buffer) => { if (d.includes('K')) { clearTimeout(t); resolve(true); } });
-        child.once('exit', () => { clearTimeout(t); resolve(false); });
-        child.once('error', () => { clearTimeout(t); resolve(false); });
+      const result = await new Promise<'ok' | 'slow' | 'exited'>((resolve) => {
+        const t = setTimeout(() => resolve('slow'), budgetMs);
+        child.stdout!.on('data', (d: Buffer) => { if (d.includes('K')) { clearTimeout(t); resolve('ok'); } });
+        child.once('exit', () => { clearTimeout(t); resolve('exited'); });
+        child.once('error', () => { clearTimeout(t); resolve('exited'); });
       });
       child.kill('SIGKILL');
       const ms = Date.now() - started;
-      return { ok, detail: ok ? `probe ran in ${ms} ms` : `probe did not finish in ${budgetMs} ms${err ? `: ${err.trim().split('\n').pop()}` : ''}` };
+      const last = err.trim().split('\n').pop() ?? '';
+      if (result === 'ok') return { ok: true, detail: `probe guest ran in ${ms} ms` };
+      if (result === 'exited') return { ok: false, detail: `QEMU with -accel kvm exited after ${ms} ms: ${last}` };
+      return { ok: false, detail: `probe guest did not finish within ${budgetMs} ms (software-emulated KVM?)${last ? `: ${last}` : ''}` };
     } finally {
       await rm(file, { force: true });
     }
