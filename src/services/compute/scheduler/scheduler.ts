@@ -71,6 +71,12 @@ export class Scheduler {
   private raw = new Float64Array(0);
   private score = new Float64Array(0);
   private readonly removedCounts: Int32Array;
+  private readonly preds: HostPredicate[] = [];
+  private readonly predFilter: Int16Array;
+  private readonly topPos: number[] = [];
+  private readonly topScore: number[] = [];
+  /** Index in `hosts` of the host the last successful selectOne chose. */
+  private chosenIndex = -1;
 
   constructor(options: SchedulerOptions = {}) {
     const registry: Record<string, Filter> = { ...allFilters };
@@ -84,6 +90,7 @@ export class Scheduler {
     }
     this.filters = filters;
     this.removedCounts = new Int32Array(filters.length);
+    this.predFilter = new Int16Array(filters.length);
 
     const multipliers = { ...DEFAULT_MULTIPLIERS, ...options.multipliers };
     const weighers: ActiveWeigher[] = [];
@@ -123,8 +130,6 @@ export class Scheduler {
 
     const placements: string[][] = [];
     const consumed: HostState[] = [];
-    const byName = new Map<string, HostState>();
-    for (const h of hosts) byName.set(h.host, h);
     let current = spec;
     const group = spec.serverGroup;
     try {
@@ -134,8 +139,9 @@ export class Scheduler {
           return this.failure(hosts, current, `Placed ${n} of ${count} instances; for instance ${n + 1}: `);
         }
         placements.push(ranked);
-        const chosen = byName.get(ranked[0]);
-        if (chosen) { consume(chosen, spec); consumed.push(chosen); }
+        const chosen = hosts[this.chosenIndex];
+        consume(chosen, spec);
+        consumed.push(chosen);
         if (group) {
           current = { ...current, serverGroup: { ...group, memberHosts: [...(current.serverGroup?.memberHosts ?? []), ranked[0]] } };
         }
@@ -146,14 +152,18 @@ export class Scheduler {
     }
   }
 
-  /** Builds the per-request predicates of the enabled filters (null: nothing to check). */
-  private predicates(spec: RequestSpec): (HostPredicate | null)[] {
-    const preds: (HostPredicate | null)[] = new Array(this.filters.length);
+  /** Fills preds/predFilter with the per-request predicates of the filters that apply. */
+  private predicates(spec: RequestSpec): number {
+    const preds = this.preds;
+    const predFilter = this.predFilter;
+    let np = 0;
     for (let f = 0; f < this.filters.length; f++) {
       const filter = this.filters[f];
-      preds[f] = filter.forRequest ? filter.forRequest(spec) : (h: HostState) => filter.passes(h, spec);
+      const p = filter.forRequest ? filter.forRequest(spec) : (h: HostState) => filter.passes(h, spec);
+      if (p) { preds[np] = p; predFilter[np] = f; np++; }
     }
-    return preds;
+    preds.length = np;
+    return np;
   }
 
   private ensure(n: number): void {
@@ -176,14 +186,9 @@ export class Scheduler {
     counts.fill(0);
 
     // Filter: one pass over the hosts; the first failing filter removes the host.
-    const all = this.predicates(spec);
-    const preds: HostPredicate[] = [];
-    const predFilter: number[] = [];
-    for (let f = 0; f < all.length; f++) {
-      const p = all[f];
-      if (p) { preds.push(p); predFilter.push(f); }
-    }
-    const np = preds.length;
+    const np = this.predicates(spec);
+    const preds = this.preds;
+    const predFilter = this.predFilter;
     let nc = 0;
     for (let i = 0; i < n; i++) {
       const h = hosts[i];
@@ -225,8 +230,10 @@ export class Scheduler {
     // Rank: the best k (stable: an earlier host wins a tie, as Python's sorted does).
     const subset = Math.min(this.hostSubsetSize, nc);
     const k = Math.min(nc, subset + this.maxAttempts - 1);
-    const topPos: number[] = [];
-    const topScore: number[] = [];
+    const topPos = this.topPos;
+    const topScore = this.topScore;
+    topPos.length = 0;
+    topScore.length = 0;
     for (let c = 0; c < nc; c++) {
       const s = score[c];
       let len = topPos.length;
@@ -238,7 +245,8 @@ export class Scheduler {
       topScore.splice(at, 0, s);
     }
     const pick = subset > 1 ? Math.min(subset - 1, Math.floor(this.random() * subset)) : 0;
-    const ranked: string[] = [hosts[cand[topPos[pick]]].host];
+    this.chosenIndex = cand[topPos[pick]];
+    const ranked: string[] = [hosts[this.chosenIndex].host];
     for (let t = 0; t < topPos.length && ranked.length < this.maxAttempts; t++) {
       if (t !== pick) ranked.push(hosts[cand[topPos[t]]].host);
     }

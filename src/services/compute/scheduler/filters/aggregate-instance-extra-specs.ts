@@ -12,7 +12,23 @@ const SCOPE = 'aggregate_instance_extra_specs';
 
 interface Requirement { key: string; req: string; match: ValueMatcher }
 
+const parsed = new WeakMap<Record<string, string>, { signature: string; reqs: Requirement[] }>();
+
+/**
+ * The aggregate requirements of a flavor's extra specs, memoised per extra-specs object
+ * (explanations ask once per removed host); a changed object is parsed again.
+ */
 export function aggregateRequirements(extraSpecs: Record<string, string>): Requirement[] {
+  let signature = '';
+  for (const k in extraSpecs) signature += `${k}\u0000${extraSpecs[k]}\u0000`;
+  const hit = parsed.get(extraSpecs);
+  if (hit && hit.signature === signature) return hit.reqs;
+  const reqs = parseRequirements(extraSpecs);
+  parsed.set(extraSpecs, { signature, reqs });
+  return reqs;
+}
+
+function parseRequirements(extraSpecs: Record<string, string>): Requirement[] {
   const out: Requirement[] = [];
   for (const full in extraSpecs) {
     const colon = full.indexOf(':');
@@ -46,7 +62,7 @@ export const aggregateInstanceExtraSpecsFilter: Filter = {
   name: 'aggregate-instance-extra-specs',
   passes: (host, spec) => firstFailing(host, aggregateRequirements(spec.flavorExtraSpecs)) < 0,
   forRequest(spec: RequestSpec) {
-    const reqs = aggregateRequirements(spec.flavorExtraSpecs);
+    const reqs = parseRequirements(spec.flavorExtraSpecs);
     if (reqs.length === 0) return null;
     return (host) => firstFailing(host, reqs) < 0;
   },

@@ -41,6 +41,10 @@ function verdict(host: HostState, projectId: string): number {
 export const aggregateMultiTenancyIsolationFilter: Filter = {
   name: 'aggregate-multitenancy-isolation',
   passes: (host, spec) => verdict(host, spec.projectId) >= 0,
+  forRequest(spec) {
+    const project = spec.projectId;
+    return (host) => host.aggregates.length === 0 || verdict(host, project) >= 0;
+  },
   need: (spec) => `need a host open to project ${spec.projectId}`,
   explain: (host) => {
     const names = host.aggregates.filter((a) => Object.keys(a.metadata).some((k) => k.startsWith(PREFIX))).map((a) => a.name);

@@ -8,6 +8,10 @@ export function usableDiskGb(host: HostState): number {
 export const diskFilter: Filter = {
   name: 'disk',
   passes: (host: HostState, spec: RequestSpec) => host.diskGb * host.diskAllocationRatio - host.diskGbUsed >= spec.diskGb,
+  forRequest(spec) {
+    const need = spec.diskGb;
+    return (host) => host.diskGb * host.diskAllocationRatio - host.diskGbUsed >= need;
+  },
   need: (spec) => `need ${spec.diskGb} GB`,
   explain: (host) => `free ${Math.max(0, Math.floor(usableDiskGb(host)))} GB`,
 };

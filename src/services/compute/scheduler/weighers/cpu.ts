@@ -1,7 +1,10 @@
 /** CPUWeigher: free vCPUs (vcpus * cpuAllocationRatio - vcpusUsed). Positive spreads, negative packs. */
-import type { Weigher } from '../types.ts';
+import type { HostState, Weigher } from '../types.ts';
+
+const weigh = (host: HostState): number => host.vcpus * host.cpuAllocationRatio - host.vcpusUsed;
 
 export const cpuWeigher: Weigher = {
   name: 'cpu',
-  weigh: (host) => host.vcpus * host.cpuAllocationRatio - host.vcpusUsed,
+  weigh,
+  forRequest: () => weigh,
 };

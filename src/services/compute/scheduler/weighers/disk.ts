@@ -1,7 +1,10 @@
 /** DiskWeigher: free disk (diskGb - diskGbUsed, physical). Positive spreads, negative packs. */
-import type { Weigher } from '../types.ts';
+import type { HostState, Weigher } from '../types.ts';
+
+const weigh = (host: HostState): number => host.diskGb - host.diskGbUsed;
 
 export const diskWeigher: Weigher = {
   name: 'disk',
-  weigh: (host) => host.diskGb - host.diskGbUsed,
+  weigh,
+  forRequest: () => weigh,
 };
