@@ -71,7 +71,7 @@ export interface BuildRequest {
 export type InstanceVerb = 'stop' | 'start' | 'reboot-soft' | 'reboot-hard' | 'pause' | 'unpause' | 'suspend' | 'resume';
 
 export interface ActionRequest { uuid: string; verb: InstanceVerb; timeoutMs?: number }
-export interface StateReply { power: PowerCode; cpuTimeNs?: number; memoryKb?: number }
+export interface StateReply { power: PowerCode; cpuTimeNs?: number; memoryKb?: number; /** host port forwarded to the guest's SSH (user-mode NIC) */ sshHostPort?: number }
 
 export interface SnapshotRequest { uuid: string; imageId: string; uploadUrl: string; token: string; diskFormat: 'qcow2' | 'raw' }
 

@@ -6,7 +6,7 @@ import { Bus, HealthPing, subject } from '../bus/index.ts';
 import type { Config } from '../common/config.ts';
 import { newSecret } from '../common/ids.ts';
 import type { RootLogger } from '../common/logger.ts';
-import { openDatabase } from '../db/index.ts';
+import { openDatabase, type Db } from '../db/index.ts';
 import { bootstrapIdentity } from '../services/identity/bootstrap.ts';
 import { KeyRepository } from '../services/identity/keys.ts';
 import { identityMount } from '../services/identity/routes.ts';
@@ -15,6 +15,14 @@ import { TokenCodec } from '../services/identity/tokens.ts';
 import { LocalImageStore } from '../services/image/data-store.ts';
 import { imageMount } from '../services/image/routes.ts';
 import { ImageService } from '../services/image/service.ts';
+import type { AuthContext } from '../api/context.ts';
+import { Conductor } from '../services/compute/conductor.ts';
+import { DEFAULT_COMPUTE_CONFIG, type ComputeDeps } from '../services/compute/deps.ts';
+import type { ImageApi } from '../services/compute/images.ts';
+import { computeMount } from '../services/compute/routes.ts';
+import { Scheduler } from '../services/compute/scheduler/scheduler.ts';
+import { ComputeService } from '../services/compute/service.ts';
+import type { ImageRecord } from '../services/image/types.ts';
 
 /** Published when identity data changes, so every controller drops cached token views. */
 const IdentityChanged = subject<{ from: string; kind: string }>('gureum.identity.changed');
@@ -24,6 +32,9 @@ export interface RunningController {
   adminPassword: string;
   adminPasswordFile: string;
   createdAdmin: boolean;
+  images: ImageService;
+  /** An in-process admin identity for the controller's own work (registering built-in images). */
+  adminAuth(): Promise<AuthContext>;
   stop(): Promise<void>;
 }
 
@@ -56,6 +67,7 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
     services: [
       { type: 'identity', name: 'keystone', url: `${cfg.publicUrl}/identity/v3` },
       { type: 'image', name: 'glance', url: `${cfg.publicUrl}/image` },
+      { type: 'compute', name: 'nova', url: `${cfg.publicUrl}/compute/v2.1` },
     ],
   });
 
@@ -69,17 +81,69 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
   identity.onChange((kind) => bus.publish(IdentityChanged, { from: me, kind }));
   bus.subscribe(IdentityChanged, (m) => { if (m.from !== me) void identity.refreshFromPeer(); });
 
-  const app = createApiServer({ log, validator: identity, maxBodyBytes: cfg.maxBodyBytes }, [identityMount(identity), imageMount(images)]);
+  const computeDeps: ComputeDeps = { db: database.db, log: log.child({ component: 'compute' }), cfg: DEFAULT_COMPUTE_CONFIG };
+  const imageApi = computeImageApi(images, cfg.publicUrl);
+  const conductor = new Conductor(computeDeps, bus, imageApi, new Scheduler(), log.child({ component: 'conductor' }));
+  const compute = new ComputeService(computeDeps, imageApi, conductor);
+  await conductor.start();
+  const hostStatus = computeHostStatus(computeDeps);
+
+  const app = createApiServer({ log, validator: identity, maxBodyBytes: cfg.maxBodyBytes }, [
+    identityMount(identity), imageMount(images), computeMount({ compute, hostStatus: hostStatus.lookup, extra: [] }),
+  ]);
   app.get('/healthz', { config: { auth: false } }, async () => ({ status: 'ok', bus_rtt_ms: await bus.rtt() }));
   await app.listen({ host: cfg.listenHost, port: cfg.listenPort });
   log.info({ url: cfg.publicUrl }, 'controller listening');
 
   return {
     url: cfg.publicUrl, adminPassword: password, adminPasswordFile: file, createdAdmin,
+    images, adminAuth: () => adminAuth(database.db),
     async stop() {
+      conductor.stop();
+      hostStatus.stop();
       await app.close();
       await bus.close();
       await database.close();
     },
+  };
+}
+
+/** Glance, as compute sees it. */
+function computeImageApi(images: ImageService, publicUrl: string): ImageApi {
+  const view = (i: ImageRecord) => ({
+    id: i.id, name: i.name, status: i.status, diskFormat: i.disk_format, containerFormat: i.container_format, size: i.size,
+    virtualSize: i.virtual_size, minDisk: i.min_disk, minRam: i.min_ram, sha512: i.os_hash_algo === 'sha512' ? i.os_hash_value : null, properties: i.properties,
+  });
+  return {
+    get: async (auth, id) => view(await images.getImage(auth, id)),
+    fileUrl: (id) => `${publicUrl}/image/v2/images/${id}/file`,
+    localPath: (id) => images.localPath(id),
+    createSnapshot: async (auth, f) => (await images.createImage(auth, { name: f.name, disk_format: f.diskFormat, container_format: 'bare', properties: f.properties })).id,
+    discard: async (auth, id) => { await images.deleteImage(auth, id); },
+  };
+}
+
+/** host_status for servers: UP, DOWN (no heartbeat), MAINTENANCE (disabled), UNKNOWN; refreshed every few seconds. */
+function computeHostStatus(deps: ComputeDeps) {
+  let table = new Map<string, string>();
+  const refresh = async () => {
+    const rows = await deps.db.selectFrom('compute_hosts').select(['host', 'enabled', 'forced_down', 'last_seen']).execute();
+    const cutoff = Date.now() - deps.cfg.serviceDownTimeSec * 1000;
+    table = new Map(rows.map((r) => [r.host, r.forced_down || Date.parse(r.last_seen) < cutoff ? 'DOWN' : r.enabled ? 'UP' : 'MAINTENANCE']));
+  };
+  const timer = setInterval(() => { void refresh().catch(() => undefined); }, 5000);
+  timer.unref();
+  void refresh().catch(() => undefined);
+  return { lookup: (h: string | null) => (h ? table.get(h) ?? 'UNKNOWN' : ''), stop: () => clearInterval(timer) };
+}
+
+/** The bootstrap admin, scoped to the admin project, as an in-process caller. */
+async function adminAuth(db: Db): Promise<AuthContext> {
+  const user = await db.selectFrom('users').select(['id', 'name', 'domain_id']).where('name', '=', 'admin').where('domain_id', '=', 'default').executeTakeFirstOrThrow();
+  const project = await db.selectFrom('projects').select(['id', 'domain_id']).where('name', '=', 'admin').where('domain_id', '=', 'default').executeTakeFirstOrThrow();
+  const now = Date.now();
+  return {
+    token: '', userId: user.id, userName: user.name, userDomainId: user.domain_id, projectId: project.id, projectDomainId: project.domain_id,
+    roles: ['admin', 'member', 'reader'], roleIds: [], methods: ['internal'], auditIds: [], issuedAt: now, expiresAt: now + 3600_000,
   };
 }

@@ -4,12 +4,23 @@ import { createLogger } from '../common/logger.ts';
 import { defaultConfigDir, writeClientFiles } from './clientconfig.ts';
 import { keyRepository, startController } from './controller.ts';
 import { NatsChild } from './nats.ts';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { startAgent } from '../agent/agent.ts';
+import { AgentChild } from './agent-child.ts';
+import { ensureGuestImages } from './guest-images.ts';
+import { registerGuestImages } from './guest-register.ts';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const USAGE = `gureum — a private cloud behind the OpenStack APIs
 
 Usage:
   gureum up [options]            all-in-one cloud on this machine, in the foreground
   gureum controller [options]    the API controller only (needs --nats-url)
+  gureum agent [options]         the compute agent of this host (needs --nats-url)
+  gureum image build [options]   rebuild the built-in guest images (registered at the next up)
   gureum keys rotate [options]   rotate the token signing keys
   gureum help
 
@@ -24,6 +35,9 @@ Options (each also settable in the config file or environment; see docs/configur
   --config FILE         config file (default <data-dir>/gureum.yaml)
   --config-dir DIR      where up writes openrc and clouds.yaml (default ~/.config/gureum)
   --log-level LEVEL     trace|debug|info|warn|error (default info)
+  --host-name NAME      this compute host's name (agent; default the machine's hostname)
+  --accel auto|kvm|tcg  QEMU accelerator (agent; default auto: KVM when a boot probe passes)
+  --no-agent            up: do not run a compute agent on this machine
 `;
 
 function parse(argv: string[]) {
@@ -34,6 +48,7 @@ function parse(argv: string[]) {
       'data-dir': { type: 'string' }, database: { type: 'string' }, 'nats-url': { type: 'string' },
       host: { type: 'string' }, port: { type: 'string' }, 'public-url': { type: 'string' }, region: { type: 'string' },
       config: { type: 'string' }, 'config-dir': { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'host-name': { type: 'string' }, accel: { type: 'string' }, 'no-agent': { type: 'boolean' },
     },
   });
 }
@@ -72,6 +87,14 @@ async function up(values: ReturnType<typeof parse>['values']): Promise<void> {
     if (nats) stoppers.push(() => nats.stop());
     const ctl = await startController(cfg, log, natsUrl);
     stoppers.unshift(() => ctl.stop());
+    // The built-in guest images: built once (cached), registered in Glance as public images.
+    const guest = await ensureGuestImages(join(cfg.dataDir, 'guest'), { log: log.child({ component: 'guest' }) });
+    await registerGuestImages(ctl.images, await ctl.adminAuth(), guest, log.child({ component: 'guest' }));
+    if (!values['no-agent']) {
+      const agent = new AgentChild({ dataDir: join(cfg.dataDir, 'agent'), natsUrl, host: values['host-name'] ?? hostname(), logLevel: cfg.logLevel }, log.child({ component: 'agent-supervisor' }));
+      agent.start();
+      stoppers.unshift(() => agent.stop());
+    }
     const configDir = values['config-dir'] ?? defaultConfigDir();
     const authUrl = `${ctl.url}/identity/v3`;
     const files = writeClientFiles(configDir, authUrl, ctl.adminPassword, cfg.region, values['config-dir'] === undefined);
@@ -109,6 +132,18 @@ async function controller(values: ReturnType<typeof parse>['values']): Promise<v
   process.stdout.write(`gureum controller listening on ${ctl.url}\n`);
 }
 
+async function agent(values: ReturnType<typeof parse>['values']): Promise<void> {
+  const cfg = configFrom(values);
+  const log = createLogger(cfg.logLevel);
+  if (!cfg.natsUrl) throw new Error('gureum agent needs --nats-url (or GUREUM_NATS_URL)');
+  const accel = values.accel as 'auto' | 'kvm' | 'tcg' | undefined;
+  if (accel !== undefined && !['auto', 'kvm', 'tcg'].includes(accel)) throw new Error('--accel must be auto, kvm or tcg');
+  const stoppers: (() => Promise<void>)[] = [];
+  onSignals(stoppers, log);
+  const a = await startAgent({ host: values['host-name'], dataDir: cfg.dataDir, natsUrl: cfg.natsUrl, log, accel, version: VERSION });
+  stoppers.push(() => a.stop());
+}
+
 async function main(): Promise<void> {
   const { values, positionals } = parse(process.argv.slice(2));
   const [verb, sub] = positionals;
@@ -116,6 +151,15 @@ async function main(): Promise<void> {
   switch (verb) {
     case 'up': return up(values);
     case 'controller': return controller(values);
+    case 'agent': return agent(values);
+    case 'image':
+      if (sub === 'build') {
+        const cfg = configFrom(values);
+        const g = await ensureGuestImages(join(cfg.dataDir, 'guest'), { rebuild: true, log: createLogger(cfg.logLevel) });
+        process.stdout.write(`built the guest images in ${g.dir} (kernel ${g.kernelVersion}); gureum up registers them\n`);
+        return;
+      }
+      break;
     case 'keys':
       if (sub === 'rotate') {
         const cfg = configFrom(values);

@@ -1,0 +1,190 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { hostname as osHostname } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { Bus, HealthPing } from '../bus/index.ts';
+import {
+  AgentHeartbeat, AgentHello, agentSubjects, type BuildRequest, type HostReport, type ImageRef, type InstanceVerb, type PowerCode, type StateReply,
+} from '../bus/compute.ts';
+import type { Logger } from '../common/logger.ts';
+import { PowerStateCode, type HostCapabilities, type InstanceSpec, type InstanceState } from './hypervisor/driver.ts';
+import { QemuDriver } from './hypervisor/qemu/driver.ts';
+import { buildConfigDrive } from './storage/config-drive.ts';
+import { createEphemeral, createRootOverlay, createSwap } from './storage/disks.ts';
+import { ImageCache, type ImageSource } from './storage/image-cache.ts';
+
+export interface AgentOptions {
+  host?: string;
+  dataDir: string;
+  natsUrl: string;
+  log: Logger;
+  accel?: 'auto' | 'kvm' | 'tcg';
+  heartbeatMs?: number;
+  version?: string;
+}
+
+export interface RunningAgent { host: string; caps: HostCapabilities; stop(): Promise<void> }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function code(s: InstanceState): PowerCode { return PowerStateCode[s.power] as PowerCode; }
+
+/** A free TCP port on 127.0.0.1 for a guest's forwarded SSH. */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The compute agent: one per host. Registers the host, answers the conductor's commands
+ * through the hypervisor driver, reports power states on a heartbeat, and on start
+ * re-adopts the QEMU processes that outlived its previous run.
+ */
+export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
+  const host = opts.host ?? osHostname();
+  const log = opts.log.child({ component: 'agent', host });
+  const instancesDir = join(opts.dataDir, 'instances');
+  await mkdir(instancesDir, { recursive: true });
+  const driver = new QemuDriver({ instancesDir, log, accel: opts.accel });
+  const caps = await driver.init();
+  const cache = new ImageCache({ dataDir: opts.dataDir, log });
+  const bus = await Bus.connect(opts.natsUrl, log, `gureum-agent-${host}`);
+  const subjects = agentSubjects(host);
+  const startedAt = new Date().toISOString();
+  /** Instances with a build in progress here (reported as nostate until spawned). */
+  const building = new Set<string>();
+
+  async function report(): Promise<HostReport> {
+    const instances: Record<string, PowerCode> = {};
+    for (const name of readdirSync(instancesDir)) {
+      if (!UUID.test(name)) continue;
+      if (building.has(name) || !existsSync(join(instancesDir, name, 'spec.json'))) { instances[name] = 0; continue; }
+      try { instances[name] = code(await driver.getState(name)); } catch { instances[name] = 0; }
+    }
+    return {
+      host, hostIp: '127.0.0.1', agentVersion: opts.version ?? '0', hypervisorType: caps.hypervisorType, hypervisorVersion: caps.hypervisorVersion,
+      accel: caps.accel, cpuModel: caps.cpuModel, arch: 'x86_64', vcpus: caps.vcpus, memoryMb: caps.memoryMb, diskGb: caps.diskGb, instances,
+    };
+  }
+
+  const source = (ref: ImageRef, token: string): ImageSource => {
+    if (ref.localPath && existsSync(ref.localPath)) return { localPath: ref.localPath };
+    return async () => {
+      const res = await fetch(ref.url, { headers: { 'X-Auth-Token': token } });
+      if (!res.ok || !res.body) throw new Error(`downloading image ${ref.id} failed: HTTP ${res.status}`);
+      return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+    };
+  };
+
+  async function build(req: BuildRequest, requestId: string): Promise<StateReply> {
+    const rlog = log.child({ request_id: requestId, instance: req.uuid });
+    const dir = join(instancesDir, req.uuid);
+    building.add(req.uuid);
+    try {
+      const started = Date.now();
+      await mkdir(dir, { recursive: true });
+      const [base, kernel, ramdisk] = await Promise.all([
+        cache.ensure(req.image.id, req.image.sha512, source(req.image, req.token)),
+        req.kernel ? cache.ensure(req.kernel.id, req.kernel.sha512, source(req.kernel, req.token)) : undefined,
+        req.ramdisk ? cache.ensure(req.ramdisk.id, req.ramdisk.sha512, source(req.ramdisk, req.token)) : undefined,
+      ]);
+      const root = join(dir, 'disk');
+      await createRootOverlay(base, req.image.diskFormat === 'qcow2' ? 'qcow2' : 'raw', root, req.rootGb > 0 ? req.rootGb : undefined);
+      const disks: InstanceSpec['disks'] = [{ path: root, format: 'qcow2' }];
+      if (req.ephemeralGb > 0) {
+        await createEphemeral(join(dir, 'disk.eph0'), req.ephemeralGb);
+        disks.push({ path: join(dir, 'disk.eph0'), format: 'qcow2' });
+      }
+      if (req.swapMb > 0) {
+        await createSwap(join(dir, 'disk.swap'), req.swapMb);
+        disks.push({ path: join(dir, 'disk.swap'), format: 'raw' });
+      }
+      await buildConfigDrive(join(dir, 'disk.config'), {
+        metaData: req.metaData, userData: req.userData ? Buffer.from(req.userData, 'base64') : undefined,
+        networkData: req.networkData, vendorData: req.vendorData,
+      });
+      disks.push({ path: join(dir, 'disk.config'), format: 'raw', readonly: true });
+      const sshHostPort = req.network === 'auto' ? await freeLoopbackPort() : undefined;
+      const spec: InstanceSpec = {
+        uuid: req.uuid, name: req.name, vcpus: req.vcpus, memoryMb: req.memoryMb,
+        boot: kernel ? { kind: 'kernel', kernel, ramdisk, cmdline: req.cmdline } : { kind: 'disk' },
+        disks, nics: req.network === 'auto' ? [{ kind: 'user', mac: req.mac, sshHostPort }] : [],
+      };
+      await driver.spawn(spec);
+      rlog.info({ ms: Date.now() - started, boot: spec.boot.kind, sshHostPort }, 'instance spawned');
+      return { power: 1, sshHostPort };
+    } finally {
+      building.delete(req.uuid);
+    }
+  }
+
+  async function act(uuid: string, verb: InstanceVerb, timeoutMs: number): Promise<StateReply> {
+    switch (verb) {
+      case 'stop': await driver.powerOff(uuid, timeoutMs); break;
+      case 'start': await driver.powerOn(uuid); break;
+      case 'reboot-soft': await driver.reboot(uuid, false); break;
+      case 'reboot-hard': {
+        const st = await driver.getState(uuid);
+        if (st.power === 'running' || st.power === 'paused') await driver.reboot(uuid, true);
+        else if (st.power === 'suspended') { await driver.resume(uuid); await driver.reboot(uuid, true); }
+        else await driver.powerOn(uuid);
+        break;
+      }
+      case 'pause': await driver.pause(uuid); break;
+      case 'unpause': await driver.unpause(uuid); break;
+      case 'suspend': await driver.suspend(uuid); break;
+      case 'resume': await driver.resume(uuid); break;
+    }
+    const st = await driver.getState(uuid);
+    return { power: code(st), cpuTimeNs: st.cpuTimeNs, memoryKb: st.memoryKb };
+  }
+
+  bus.serve(subjects.build, (req, meta) => build(req, meta.requestId));
+  bus.serve(subjects.action, (req) => act(req.uuid, req.verb, req.timeoutMs ?? 60_000));
+  bus.serve(subjects.remove, async (req) => {
+    const existed = existsSync(join(instancesDir, req.uuid));
+    await driver.remove(req.uuid);
+    return { removed: existed };
+  });
+  bus.serve(subjects.state, async (req) => {
+    if (!existsSync(join(instancesDir, req.uuid, 'spec.json'))) return { exists: false, power: 0 as PowerCode };
+    const st = await driver.getState(req.uuid);
+    return { exists: true, power: code(st), cpuTimeNs: st.cpuTimeNs, memoryKb: st.memoryKb };
+  });
+  bus.serve(subjects.console, async (req) => ({ output: await driver.consoleOutput(req.uuid, req.lines) }));
+  bus.serve(HealthPing, () => ({ process: 'agent', host, pid: process.pid, startedAt }));
+
+  // Re-adopt what survived the last run, then introduce ourselves; the controller says what to clean up.
+  await driver.adopt();
+  const hello = await bus.request(AgentHello, await report(), { timeoutMs: 30_000 }).catch((err: unknown) => {
+    log.warn({ err: (err as Error).message }, 'controller did not answer hello; continuing with heartbeats');
+    return { remove: [] as string[] };
+  });
+  for (const uuid of hello.remove) {
+    log.info({ instance: uuid }, 'removing an instance the controller does not know here');
+    await driver.remove(uuid).catch((err: unknown) => log.warn({ instance: uuid, err: (err as Error).message }, 'remove failed'));
+  }
+  const beat = async () => { if (!bus.closed) bus.publish(AgentHeartbeat, await report()); };
+  driver.on('lifecycle', () => { void beat().catch(() => undefined); });
+  const timer = setInterval(() => { void beat().catch((err: unknown) => log.warn({ err }, 'heartbeat failed')); }, opts.heartbeatMs ?? 5000);
+  await beat();
+  log.info({ accel: caps.accel, vcpus: caps.vcpus, memoryMb: caps.memoryMb }, 'agent ready');
+
+  return {
+    host, caps,
+    async stop() {
+      clearInterval(timer);
+      await driver.close();
+      await bus.close();
+    },
+  };
+}

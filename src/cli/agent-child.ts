@@ -1,0 +1,56 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../common/logger.ts';
+
+const BIN = new URL('../../bin/gureum', import.meta.url).pathname;
+
+/**
+ * `gureum up` runs this host's compute agent as a supervised child process (the agent
+ * is its own process, as on every other host): restarted when it dies, its pid in
+ * `<dataDir>/run/agent.pid`. QEMU processes are not its children's children to kill:
+ * they outlive the agent, which re-adopts them when it starts again.
+ */
+export class AgentChild {
+  private child?: ChildProcess;
+  private stopping = false;
+  private restarts = 0;
+
+  constructor(private readonly args: { dataDir: string; natsUrl: string; host: string; logLevel: string }, private readonly log: Logger) {}
+
+  get pidFile(): string { return join(this.args.dataDir, 'run', 'agent.pid'); }
+
+  start(): void {
+    mkdirSync(join(this.args.dataDir, 'run'), { recursive: true });
+    const child = spawn(process.execPath, [...process.execArgv, ...this.entry(), 'agent',
+      '--data-dir', this.args.dataDir, '--nats-url', this.args.natsUrl, '--host-name', this.args.host, '--log-level', this.args.logLevel,
+    ], { stdio: ['ignore', 'inherit', 'inherit'], env: process.env });
+    this.child = child;
+    writeFileSync(this.pidFile, String(child.pid));
+    child.once('exit', (code, signal) => {
+      if (this.stopping) return;
+      this.restarts++;
+      const delay = Math.min(10_000, 500 * this.restarts);
+      this.log.error({ code, signal, restartInMs: delay }, 'compute agent exited; restarting it');
+      setTimeout(() => { if (!this.stopping) this.start(); }, delay).unref();
+    });
+  }
+
+  /** The script and loader the current process runs with, so the child runs the same code. */
+  private entry(): string[] {
+    const script = process.argv[1];
+    return script ? [script] : [BIN];
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const c = this.child;
+    rmSync(this.pidFile, { force: true });
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => { c.kill('SIGKILL'); }, 5000);
+      c.once('exit', () => { clearTimeout(t); resolve(); });
+      c.kill('SIGTERM');
+    });
+  }
+}

@@ -1,0 +1,32 @@
+import type { AuthContext } from '../../api/context.ts';
+
+/**
+ * What compute needs from the image service. The controller wires Glance's in-process
+ * ImageService behind this, so compute never imports the image service's internals.
+ */
+export interface ComputeImage {
+  id: string;
+  name: string | null;
+  status: string;
+  diskFormat: string | null;
+  containerFormat: string | null;
+  size: number | null;
+  virtualSize: number | null;
+  minDisk: number;
+  minRam: number;
+  sha512: string | null;
+  properties: Record<string, string>;
+}
+
+export interface ImageApi {
+  /** The image as the caller may see it; rejects (NotFound) when it does not exist or is invisible. */
+  get(auth: AuthContext, id: string): Promise<ComputeImage>;
+  /** Where an agent downloads the image's data. */
+  fileUrl(id: string): string;
+  /** A path on this machine holding the data, when the store is local. */
+  localPath(id: string): string | null;
+  /** Register a new (queued) image for a snapshot; returns its id. */
+  createSnapshot(auth: AuthContext, fields: { name: string; diskFormat: 'qcow2' | 'raw'; properties: Record<string, string> }): Promise<string>;
+  /** Mark a queued snapshot image failed (killed/deleted) when the snapshot could not be taken. */
+  discard(auth: AuthContext, id: string): Promise<void>;
+}

@@ -1,0 +1,86 @@
+import { createHash } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import type { AuthContext } from '../../api/context.ts';
+import { isAllowed } from '../../api/policy.ts';
+import { atLeast, computeBase, selfLinks } from './http.ts';
+import { statusOf, type Instance } from './types.ts';
+
+/** Nova's `hostId`: an opaque per-project hash of the host, so tenants can tell co-location apart without learning host names. */
+export function hostId(projectId: string, host: string | null): string {
+  return host ? createHash('sha224').update(projectId + host).digest('hex') : '';
+}
+
+/** Timestamps as Nova prints them: seconds precision, Z suffix. */
+export function novaTime(iso: string | null): string | null {
+  return iso ? `${iso.slice(0, 19)}Z` : null;
+}
+
+/** Launched/terminated times keep microseconds and no zone, as Nova's OS-SRV-USG shows them. */
+function usageTime(iso: string | null): string | null {
+  return iso ? iso.slice(0, 26).replace('Z', '') : null;
+}
+
+export function serverBrief(req: FastifyRequest, inst: Instance) {
+  return { id: inst.uuid, name: inst.name, links: selfLinks(req, inst.projectId, 'servers', inst.uuid) };
+}
+
+/** The addresses a server has: the user-mode NAT address until tenant networking exists. */
+function addresses(inst: Instance): Record<string, { addr: string; version: number; 'OS-EXT-IPS:type': string; 'OS-EXT-IPS-MAC:mac_addr'?: string }[]> {
+  if (inst.networks === 'none' || !inst.host || inst.vmState === 'building') return {};
+  return { user: [{ addr: '10.0.2.15', version: 4, 'OS-EXT-IPS:type': 'fixed' }] };
+}
+
+export interface HostStatusLookup { (host: string | null): string }
+
+/** The full server document at the request's microversion, with admin-only fields for admins. */
+export function serverDetail(req: FastifyRequest, auth: AuthContext, inst: Instance, hostStatus?: HostStatusLookup) {
+  const base = computeBase(req);
+  const admin = isAllowed(auth, 'os_compute_api:os-extended-server-attributes');
+  const f = inst.flavor;
+  const flavor = atLeast(req, '2.47')
+    ? { vcpus: f.vcpus, ram: f.ram, disk: f.disk, ephemeral: f.ephemeral, swap: f.swap, original_name: f.name, extra_specs: f.extra_specs }
+    : { id: f.id, links: [{ rel: 'bookmark', href: `${base}/flavors/${f.id}` }] };
+  const status = statusOf(inst.vmState, inst.taskState);
+  const out: Record<string, unknown> = {
+    id: inst.uuid, name: inst.name, status, tenant_id: inst.projectId, user_id: inst.userId, metadata: inst.metadata,
+    hostId: hostId(inst.projectId, inst.host),
+    image: { id: inst.imageRef, links: [{ rel: 'bookmark', href: `${base}/images/${inst.imageRef}` }] },
+    flavor, created: novaTime(inst.createdAt), updated: novaTime(inst.updatedAt), addresses: addresses(inst),
+    accessIPv4: inst.accessIPv4, accessIPv6: inst.accessIPv6, links: selfLinks(req, inst.projectId, 'servers', inst.uuid),
+    'OS-DCF:diskConfig': 'MANUAL', progress: inst.progress, 'OS-EXT-AZ:availability_zone': inst.availabilityZone ?? '',
+    config_drive: inst.configDrive, key_name: inst.keyName,
+    'OS-SRV-USG:launched_at': usageTime(inst.launchedAt), 'OS-SRV-USG:terminated_at': usageTime(inst.terminatedAt),
+    'OS-EXT-STS:task_state': inst.taskState, 'OS-EXT-STS:vm_state': inst.vmState, 'OS-EXT-STS:power_state': inst.powerState,
+    'os-extended-volumes:volumes_attached': [],
+    security_groups: inst.networks === 'none' ? undefined : [{ name: 'default' }],
+  };
+  if (status === 'ACTIVE' || status === 'BUILD') out.progress = inst.progress; else delete out.progress;
+  if (admin) {
+    const sysName = `instance-${inst.id.toString(16).padStart(8, '0')}`;
+    Object.assign(out, {
+      'OS-EXT-SRV-ATTR:host': inst.host, 'OS-EXT-SRV-ATTR:instance_name': sysName, 'OS-EXT-SRV-ATTR:hypervisor_hostname': inst.host,
+    });
+    if (atLeast(req, '2.3')) {
+      Object.assign(out, {
+        'OS-EXT-SRV-ATTR:reservation_id': inst.reservationId, 'OS-EXT-SRV-ATTR:launch_index': inst.launchIndex,
+        'OS-EXT-SRV-ATTR:hostname': inst.hostname, 'OS-EXT-SRV-ATTR:kernel_id': '', 'OS-EXT-SRV-ATTR:ramdisk_id': '',
+        'OS-EXT-SRV-ATTR:root_device_name': '/dev/vda', 'OS-EXT-SRV-ATTR:user_data': inst.userData,
+      });
+    }
+    if (inst.sshPort) out['gureum:ssh_forward'] = `127.0.0.1:${inst.sshPort}`;
+  } else if (atLeast(req, '2.90')) out['OS-EXT-SRV-ATTR:hostname'] = inst.hostname;
+  if (atLeast(req, '2.3')) out['os-extended-volumes:volumes_attached'] = [];
+  if (atLeast(req, '2.9')) out.locked = inst.locked;
+  if (atLeast(req, '2.73')) out.locked_reason = inst.lockedReason;
+  if (atLeast(req, '2.19')) out.description = inst.description;
+  if (atLeast(req, '2.26')) out.tags = inst.tags;
+  if (atLeast(req, '2.63')) out.trusted_image_certificates = null;
+  if (atLeast(req, '2.71')) out.server_groups = inst.serverGroupId ? [inst.serverGroupId] : [];
+  if (atLeast(req, '2.16') && hostStatus && isAllowed(auth, 'os_compute_api:servers:show:host_status')) out.host_status = hostStatus(inst.host);
+  if (inst.fault && (inst.vmState === 'error' || inst.vmState === 'deleted')) {
+    const fault: Record<string, unknown> = { code: inst.fault.code, created: novaTime(inst.fault.created), message: inst.fault.message };
+    if (admin || inst.fault.code !== 500) fault.details = inst.fault.details ?? inst.fault.message;
+    out.fault = fault;
+  }
+  return out;
+}
