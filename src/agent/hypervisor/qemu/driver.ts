@@ -114,7 +114,7 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
   private monitors = new Map<string, QmpClient>();
   private locks = new Map<string, Promise<unknown>>();
   /** What the driver is doing to an instance, so a SHUTDOWN event is read right. */
-  private intent = new Map<string, 'rebooting' | 'stopping'>();
+  private intent = new Map<string, 'rebooting' | 'stopping' | 'powering-off'>();
 
   constructor(private readonly opts: QemuDriverOptions) {
     super();
@@ -283,8 +283,9 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
       if (!data.guest || this.intent.get(uuid) === 'rebooting') return;
       // The guest powered off; QEMU waits (-no-shutdown). Record it and end the process.
       void (async () => {
-        await this.recordExit(uuid, 'guest-shutdown', data.reason);
-        this.emit('lifecycle', { uuid, power: 'shutdown', reason: 'guest-shutdown' } satisfies LifecycleEvent);
+        const reason = this.intent.get(uuid) === 'powering-off' ? 'powered-off' : 'guest-shutdown';
+        await this.recordExit(uuid, reason, data.reason);
+        this.emit('lifecycle', { uuid, power: 'shutdown', reason } satisfies LifecycleEvent);
         await qmp.execute('quit', undefined, { timeoutMs: 5000 }).catch(() => process.kill(pid, 'SIGKILL'));
       })().catch((e: Error) => this.log.warn({ uuid, err: e.message }, 'quitting after guest shutdown failed'));
     });
@@ -401,10 +402,15 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
       const { status } = await m.execute('query-status');
       if (status === 'running' && timeoutMs > 0) {
         const started = Date.now();
-        await m.execute('system_powerdown');
-        if (await waitGone(pid, timeoutMs)) {
-          this.log.info({ uuid, ms: Date.now() - started }, 'guest powered off');
-          return; // the SHUTDOWN handler recorded guest-shutdown and quit QEMU
+        this.intent.set(uuid, 'powering-off');
+        try {
+          await m.execute('system_powerdown');
+          if (await waitGone(pid, timeoutMs)) {
+            this.log.info({ uuid, ms: Date.now() - started }, 'guest powered off');
+            return; // the SHUTDOWN handler recorded it and quit QEMU
+          }
+        } finally {
+          this.intent.delete(uuid);
         }
         this.log.info({ uuid, timeoutMs }, 'guest did not power off in time; stopping it');
       }

@@ -1,0 +1,257 @@
+/**
+ * QemuDriver with real QEMU (TCG) and the tiny guest: one instance taken through its
+ * whole life (spawn, pause, snapshot, agent restart, suspend/resume, reboots, guest
+ * power-off, crash, power on/off, remove). Steps run in order and share the guest.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createLogger } from '../../../common/logger.ts';
+import { freePort } from '../../../cli/nats.ts';
+import { buildConfigDrive } from '../../storage/config-drive.ts';
+import { createEphemeral, createRootOverlay, createSwap, imageInfo } from '../../storage/disks.ts';
+import type { InstanceSpec } from '../driver.ts';
+import { QemuDriver } from './driver.ts';
+
+const run = promisify(execFile);
+const ROOT = new URL('../../../../', import.meta.url).pathname;
+const GUEST = join(ROOT, '.cache', 'guest');
+const UUID = '3f0c5a52-7a8e-4c43-9a51-0b7de0e6a001';
+const log = createLogger(process.env.GUREUM_LOG_LEVEL ?? 'warn');
+
+let work: string;
+let instancesDir: string;
+let driver: QemuDriver;
+let spec: InstanceSpec;
+let port: number;
+
+before(async () => {
+  await run(join(ROOT, 'guest', 'build.sh'), [GUEST], { maxBuffer: 16 * 1024 * 1024 });
+  work = mkdtempSync(join(tmpdir(), 'qemu-driver-'));
+  instancesDir = join(work, 'instances');
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, 'key')]);
+  port = await freePort();
+});
+
+/** SIGKILL whatever QEMU the test left behind (pid files under the instances dir). */
+after(async () => {
+  await driver?.close();
+  for (const d of existsSync(instancesDir ?? '/nonexistent') ? readdirSync(instancesDir) : []) {
+    try {
+      const pid = Number(readFileSync(join(instancesDir, d, 'qemu.pid'), 'utf8'));
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(d)) process.kill(pid, 'SIGKILL');
+    } catch { /* not running */ }
+  }
+  rmSync(work, { recursive: true, force: true });
+});
+
+const READY = /GUREUM-GUEST-READY (\S+) (\S+)/g;
+async function readyCount(): Promise<number> {
+  return [...(await driver.consoleOutput(UUID)).matchAll(READY)].length;
+}
+async function waitReady(count: number, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await readyCount()) < count) {
+    if (Date.now() > deadline) throw new Error(`guest not ready (#${count}) in ${timeoutMs} ms:\n${await driver.consoleOutput(UUID, 30)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+function ssh(cmd: string) {
+  return run('ssh', ['-i', join(work, 'key'), '-p', String(port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+    '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', '-o', 'LogLevel=ERROR', 'root@127.0.0.1', cmd]);
+}
+function alive(pid: number): boolean {
+  try { return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
+}
+
+test('init picks TCG here and reports the host', { timeout: 30_000 }, async () => {
+  driver = new QemuDriver({ instancesDir, log });
+  const caps = await driver.init();
+  assert.equal(caps.accel, 'tcg', 'KVM on this machine is PVM and must be rejected by the probe');
+  assert.equal(caps.hypervisorType, 'QEMU');
+  assert.ok(caps.hypervisorVersion >= 7_002_000, String(caps.hypervisorVersion));
+  assert.ok(caps.vcpus >= 1 && caps.memoryMb > 0 && caps.diskGb > 0);
+});
+
+test('spawn boots the guest from its disks and config drive', { timeout: 90_000 }, async () => {
+  const dir = driver.dirOf(UUID);
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(dir, { recursive: true });
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(work, 'base.qcow2'), '32M']);
+  await run('qemu-io', ['-c', 'write -P 0x5a 0 4M', join(work, 'base.qcow2')]);
+  await createRootOverlay(join(work, 'base.qcow2'), 'qcow2', join(dir, 'disk'), 1);
+  await createEphemeral(join(dir, 'disk.eph0'), 1);
+  await createSwap(join(dir, 'disk.swap'), 16);
+  const pub = readFileSync(join(work, 'key.pub'), 'utf8').trim();
+  await buildConfigDrive(join(dir, 'disk.config'), { metaData: { uuid: UUID, name: 'vm1', hostname: 'vm1.novalocal', public_keys: { k: `${pub}\n` } } });
+  spec = {
+    uuid: UUID, name: 'instance-00000001', vcpus: 1, memoryMb: 256,
+    boot: { kind: 'kernel', kernel: join(GUEST, 'vmlinux'), ramdisk: join(GUEST, 'initramfs.cpio') },
+    disks: [
+      { path: join(dir, 'disk'), format: 'qcow2' },
+      { path: join(dir, 'disk.eph0'), format: 'qcow2' },
+      { path: join(dir, 'disk.swap'), format: 'raw' },
+      { path: join(dir, 'disk.config'), format: 'raw', readonly: true },
+    ],
+    nics: [{ kind: 'user', mac: '52:54:00:aa:00:01', sshHostPort: port }],
+  };
+  const t0 = Date.now();
+  await driver.spawn(spec);
+  await waitReady(1);
+  console.log(`guest ready ${Date.now() - t0} ms after spawn`);
+  const marker = [...(await driver.consoleOutput(UUID)).matchAll(READY)][0]!;
+  assert.equal(marker[1], 'vm1');
+  const st = await driver.getState(UUID);
+  assert.equal(st.power, 'running');
+  assert.ok(st.pid && alive(st.pid));
+  assert.ok(st.cpuTimeNs! > 0 && st.memoryKb! > 0);
+  assert.ok(existsSync(join(dir, 'spec.json')));
+  assert.match(await driver.consoleOutput(UUID, 1), /^[^\n]*\n?$/);
+  await assert.rejects(driver.spawn(spec), /already running/);
+});
+
+test('pause and unpause', { timeout: 30_000 }, async () => {
+  await driver.pause(UUID);
+  assert.equal((await driver.getState(UUID)).power, 'paused');
+  await driver.unpause(UUID);
+  assert.equal((await driver.getState(UUID)).power, 'running');
+});
+
+test('snapshotRootDisk: a standalone qcow2 with the same content, the guest keeps running', { timeout: 60_000 }, async () => {
+  const dest = join(work, 'snap.qcow2');
+  await driver.snapshotRootDisk(UUID, dest, 'qcow2');
+  const info = await imageInfo(dest);
+  assert.equal(info.format, 'qcow2');
+  assert.equal(info.backingFile, undefined);
+  assert.equal(info.virtualSize, 1024 ** 3);
+  await run('qemu-img', ['compare', '-U', join(driver.dirOf(UUID), 'disk'), dest]);
+  assert.equal((await driver.getState(UUID)).power, 'running');
+});
+
+test('adopt after an agent restart re-attaches the running QEMU', { timeout: 30_000 }, async () => {
+  const before = (await driver.getState(UUID)).pid;
+  await driver.close(); // what a dying agent leaves: QEMU running, nobody on the monitor
+  driver = new QemuDriver({ instancesDir, log, accel: 'tcg' });
+  await driver.init();
+  const states = await driver.adopt();
+  assert.equal(states.get(UUID)?.power, 'running');
+  assert.equal(states.get(UUID)?.pid, before);
+  await driver.pause(UUID); // the new monitor works
+  await driver.unpause(UUID);
+});
+
+test('suspend saves the state and stops QEMU; resume continues the same boot', { timeout: 90_000 }, async () => {
+  await ssh('echo before-suspend > /tmp/mark');
+  const pid = (await driver.getState(UUID)).pid!;
+  await driver.suspend(UUID);
+  assert.ok(existsSync(join(driver.dirOf(UUID), 'state')));
+  assert.equal(alive(pid), false);
+  assert.equal((await driver.getState(UUID)).power, 'suspended');
+  await driver.resume(UUID);
+  assert.equal((await driver.getState(UUID)).power, 'running');
+  assert.equal(existsSync(join(driver.dirOf(UUID), 'state')), false);
+  const { stdout } = await ssh('cat /tmp/mark; hostname');
+  assert.deepEqual(stdout.trim().split('\n'), ['before-suspend', 'vm1']);
+  assert.equal(await readyCount(), 1, 'no second boot');
+});
+
+test('soft reboot: the guest powers off on the ACPI button, the same QEMU is reset and continues', { timeout: 90_000 }, async () => {
+  const pid = (await driver.getState(UUID)).pid;
+  const t0 = Date.now();
+  await driver.reboot(UUID, false, 30_000);
+  assert.ok(Date.now() - t0 < 10_000, 'the guest reacted to the power button');
+  await waitReady(2);
+  assert.equal((await driver.getState(UUID)).pid, pid);
+  await driver.reboot(UUID, true);
+  await waitReady(3);
+  assert.equal((await driver.getState(UUID)).power, 'running');
+});
+
+test('a guest power-off while the agent is away: QEMU waits (-no-shutdown), adopt records the shutdown and quits it', { timeout: 60_000 }, async () => {
+  const pid = (await driver.getState(UUID)).pid!;
+  await driver.close();
+  await ssh('(sleep 0.3; poweroff -f) >/dev/null 2>&1 &');
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.equal(alive(pid), true, 'QEMU stays, stopped, until someone looks');
+  driver = new QemuDriver({ instancesDir, log, accel: 'tcg' });
+  await driver.init();
+  const states = await driver.adopt();
+  assert.equal(states.get(UUID)?.power, 'shutdown');
+  assert.equal(states.get(UUID)?.reason, 'guest-shutdown');
+  assert.equal(alive(pid), false);
+});
+
+test('a guest power-off seen live is recorded as a shutdown and QEMU ends', { timeout: 60_000 }, async () => {
+  await driver.powerOn(UUID);
+  await waitReady(1);
+  const pid = (await driver.getState(UUID)).pid!;
+  await ssh('(sleep 0.3; poweroff -f) >/dev/null 2>&1 &');
+  const deadline = Date.now() + 30_000;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(alive(pid), false, 'QEMU quit after the guest powered off');
+  assert.deepEqual(await driver.getState(UUID), { power: 'shutdown', reason: 'guest-shutdown' });
+});
+
+test('powerOn boots again; powerOff is graceful', { timeout: 90_000 }, async () => {
+  await driver.powerOn(UUID);
+  await waitReady(1); // console.log starts afresh on a new boot
+  const pid = (await driver.getState(UUID)).pid!;
+  const t0 = Date.now();
+  await driver.powerOff(UUID, 30_000);
+  assert.ok(Date.now() - t0 < 10_000);
+  assert.equal(alive(pid), false);
+  assert.deepEqual(await driver.getState(UUID), { power: 'shutdown', reason: 'powered-off' });
+  assert.match(await driver.consoleOutput(UUID), /reboot: Power down/);
+  await driver.powerOff(UUID, 1500); // idempotent
+});
+
+test('disk boot (pc, SeaBIOS) with nothing to boot ignores the power button: powerOff stops it after the timeout', { timeout: 60_000 }, async () => {
+  const uuid = '3f0c5a52-7a8e-4c43-9a51-0b7de0e6a003';
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(driver.dirOf(uuid), { recursive: true });
+  await createEphemeral(join(driver.dirOf(uuid), 'disk'), 1);
+  await driver.spawn({ uuid, name: 'instance-00000003', vcpus: 1, memoryMb: 128, boot: { kind: 'disk' },
+    disks: [{ path: join(driver.dirOf(uuid), 'disk'), format: 'qcow2' }], nics: [{ kind: 'user', mac: '52:54:00:aa:00:03' }] });
+  const st = await driver.getState(uuid);
+  assert.equal(st.power, 'running');
+  const t0 = Date.now();
+  await driver.powerOff(uuid, 1500);
+  assert.ok(Date.now() - t0 >= 1500, 'waited for the guest first');
+  assert.equal(alive(st.pid!), false);
+  assert.deepEqual(await driver.getState(uuid), { power: 'shutdown', reason: 'powered-off' });
+  await driver.destroy(uuid); // idempotent
+  await driver.remove(uuid);
+});
+
+test('a killed QEMU is reported crashed', { timeout: 90_000 }, async () => {
+  await driver.powerOn(UUID);
+  const pid = (await driver.getState(UUID)).pid!;
+  process.kill(pid, 'SIGKILL');
+  while (alive(pid)) await new Promise((r) => setTimeout(r, 50));
+  const st = await driver.getState(UUID);
+  assert.equal(st.power, 'crashed');
+  assert.match(st.reason ?? '', /exited unexpectedly|exit record/);
+});
+
+test('remove deletes the directory; the instance is gone', { timeout: 30_000 }, async () => {
+  await driver.powerOn(UUID);
+  assert.equal((await driver.getState(UUID)).power, 'running');
+  const pid = (await driver.getState(UUID)).pid!;
+  await driver.remove(UUID);
+  assert.equal(alive(pid), false);
+  assert.equal(existsSync(driver.dirOf(UUID)), false);
+  assert.deepEqual(await driver.getState(UUID), { power: 'nostate' });
+  await driver.remove(UUID); // idempotent
+  assert.equal((await driver.adopt()).size, 0);
+});
+
+test('a QEMU that cannot start fails with its own error message', { timeout: 30_000 }, async () => {
+  const bad: InstanceSpec = { ...spec, uuid: '3f0c5a52-7a8e-4c43-9a51-0b7de0e6a002', disks: [], nics: [], boot: { kind: 'kernel', kernel: join(work, 'key.pub') } };
+  await assert.rejects(driver.spawn(bad), /QEMU failed to start .*(kernel|PVH|linux)/i);
+  assert.equal((await driver.getState(bad.uuid)).power, 'shutdown');
+  await driver.remove(bad.uuid);
+});
