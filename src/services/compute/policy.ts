@@ -47,3 +47,17 @@ definePolicies({
   'os_compute_api:os-server-groups:create': anyMember,
   'os_compute_api:os-server-groups:delete': projectMember,
 });
+
+// Rules the satellite routes (flavors, keypairs, quotas, hosts, server groups) need beyond the above.
+definePolicies({
+  'os_compute_api:os-flavor-extra-specs:index': anyOf(admin, reader),
+  'os_compute_api:os-flavor-extra-specs:show': anyOf(admin, reader),
+  'os_compute_api:os-flavor-extra-specs:create': admin,
+  'os_compute_api:os-flavor-extra-specs:update': admin,
+  'os_compute_api:os-flavor-extra-specs:delete': admin,
+  'os_compute_api:os-flavor-access:add_tenant_access': admin,
+  'os_compute_api:os-flavor-access:remove_tenant_access': admin,
+  'os_compute_api:os-quota-sets:detail': projectReader,
+  'os_compute_api:os-quota-sets:defaults': always,
+  'os_compute_api:os-quota-sets:delete': admin,
+});

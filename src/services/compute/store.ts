@@ -246,3 +246,184 @@ export async function usage(db: Q, projectId: string): Promise<{ instances: numb
   ]).where('project_id', '=', projectId).where('deleted', '=', 0).executeTakeFirstOrThrow();
   return { instances: Number(r.n), cores: Number(r.cores), ram: Number(r.ram) };
 }
+
+// ---- satellite routes ----
+// SQL for the other Nova resources (routes/flavors, keypairs, quotas, hosts, server-groups).
+// (Imports are hoisted; this one sits here to keep the section self-contained.)
+import type { AggregateTable, KeypairTable, ServerGroupTable } from '../../db/schema/compute.ts';
+
+export async function countFlavors(db: Q): Promise<number> {
+  const r = await db.selectFrom('flavors').select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+export async function insertFlavor(db: Q, f: FlavorTable): Promise<void> {
+  await db.insertInto('flavors').values(f).execute();
+}
+
+export async function flavorNameTaken(db: Q, name: string): Promise<boolean> {
+  return (await db.selectFrom('flavors').select('id').where('name', '=', name).executeTakeFirst()) !== undefined;
+}
+
+export async function deleteFlavor(db: Q, id: string): Promise<boolean> {
+  await db.deleteFrom('flavor_extra_specs').where('flavor_id', '=', id).execute();
+  await db.deleteFrom('flavor_projects').where('flavor_id', '=', id).execute();
+  const r = await db.deleteFrom('flavors').where('id', '=', id).executeTakeFirst();
+  return Number(r.numDeletedRows) === 1;
+}
+
+export async function setFlavorDescription(db: Q, id: string, description: string | null): Promise<void> {
+  await db.updateTable('flavors').set({ description }).where('id', '=', id).execute();
+}
+
+export async function upsertExtraSpecs(db: Q, flavorId: string, specs: Record<string, string>): Promise<void> {
+  for (const [key, value] of Object.entries(specs)) {
+    await db.insertInto('flavor_extra_specs').values({ flavor_id: flavorId, key, value })
+      .onConflict((oc) => oc.columns(['flavor_id', 'key']).doUpdateSet({ value })).execute();
+  }
+}
+
+export async function deleteExtraSpec(db: Q, flavorId: string, key: string): Promise<boolean> {
+  const r = await db.deleteFrom('flavor_extra_specs').where('flavor_id', '=', flavorId).where('key', '=', key).executeTakeFirst();
+  return Number(r.numDeletedRows) === 1;
+}
+
+/** Grant a project a private flavor; false when the grant already existed. */
+export async function addFlavorProject(db: Q, flavorId: string, projectId: string): Promise<boolean> {
+  const r = await db.insertInto('flavor_projects').values({ flavor_id: flavorId, project_id: projectId })
+    .onConflict((oc) => oc.columns(['flavor_id', 'project_id']).doNothing()).returning('flavor_id').execute();
+  return r.length === 1;
+}
+
+export async function removeFlavorProject(db: Q, flavorId: string, projectId: string): Promise<boolean> {
+  const r = await db.deleteFrom('flavor_projects').where('flavor_id', '=', flavorId).where('project_id', '=', projectId).executeTakeFirst();
+  return Number(r.numDeletedRows) === 1;
+}
+
+export async function insertKeypair(db: Q, k: KeypairTable): Promise<void> {
+  await db.insertInto('keypairs').values(k).execute();
+}
+
+export async function deleteKeypair(db: Q, userId: string, name: string): Promise<boolean> {
+  const r = await db.deleteFrom('keypairs').where('user_id', '=', userId).where('name', '=', name).executeTakeFirst();
+  return Number(r.numDeletedRows) === 1;
+}
+
+export async function countKeypairs(db: Q, userId: string): Promise<number> {
+  const r = await db.selectFrom('keypairs').select(sql<number>`count(*)`.as('n')).where('user_id', '=', userId).executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+/** Quota rows of one project (or '__default__') exactly as stored, without defaults. */
+export async function quotaRows(db: Q, projectId: string): Promise<Record<string, number>> {
+  const rows = await db.selectFrom('quotas').selectAll().where('project_id', '=', projectId).execute();
+  return Object.fromEntries(rows.map((r) => [r.resource, r.hard_limit]));
+}
+
+export async function setQuotas(db: Q, projectId: string, limits: Record<string, number>): Promise<void> {
+  for (const [resource, hard_limit] of Object.entries(limits)) {
+    await db.insertInto('quotas').values({ project_id: projectId, resource, hard_limit })
+      .onConflict((oc) => oc.columns(['project_id', 'resource']).doUpdateSet({ hard_limit })).execute();
+  }
+}
+
+export async function deleteQuotas(db: Q, projectId: string): Promise<void> {
+  await db.deleteFrom('quotas').where('project_id', '=', projectId).execute();
+}
+
+export async function countServerGroups(db: Q, projectId: string): Promise<number> {
+  const r = await db.selectFrom('server_groups').select(sql<number>`count(*)`.as('n')).where('project_id', '=', projectId).executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+export async function insertServerGroup(db: Q, g: ServerGroupTable): Promise<void> {
+  await db.insertInto('server_groups').values(g).execute();
+}
+
+export async function deleteServerGroup(db: Q, id: string): Promise<boolean> {
+  await db.deleteFrom('server_group_members').where('group_id', '=', id).execute();
+  const r = await db.deleteFrom('server_groups').where('id', '=', id).executeTakeFirst();
+  return Number(r.numDeletedRows) === 1;
+}
+
+export type HostPatch = Partial<Pick<ComputeHostTable, 'enabled' | 'disabled_reason' | 'forced_down' | 'availability_zone'>>;
+
+export async function updateHost(db: Q, host: string, patch: HostPatch): Promise<void> {
+  await db.updateTable('compute_hosts').set(patch).where('host', '=', host).execute();
+}
+
+/** Remove a compute host and its aggregate memberships (its service is deleted). */
+export async function deleteHost(db: Q, host: string): Promise<void> {
+  await db.deleteFrom('aggregate_hosts').where('host', '=', host).execute();
+  await db.deleteFrom('compute_hosts').where('host', '=', host).execute();
+}
+
+/** Live instances on the given hosts, for hypervisor `servers` and service deletion. */
+export async function instancesOnHosts(db: Q, hosts: string[]): Promise<{ uuid: string; name: string; host: string }[]> {
+  if (hosts.length === 0) return [];
+  const rows = await db.selectFrom('instances').select(['uuid', 'display_name', 'host']).where('host', 'in', hosts).where('deleted', '=', 0)
+    .orderBy('created_at').execute();
+  return rows.map((r) => ({ uuid: r.uuid, name: r.display_name, host: r.host ?? '' }));
+}
+
+export interface Aggregate {
+  id: number; uuid: string; name: string; availabilityZone: string | null; metadata: Record<string, string>;
+  hosts: string[]; createdAt: string; updatedAt: string | null;
+}
+
+export async function listAggregates(db: Q): Promise<Aggregate[]> {
+  const rows = await db.selectFrom('aggregates').selectAll().orderBy('id').execute();
+  const hosts = rows.length ? await db.selectFrom('aggregate_hosts').selectAll().orderBy('host').execute() : [];
+  return rows.map((r) => ({
+    id: r.id, uuid: r.uuid, name: r.name, availabilityZone: r.availability_zone, metadata: JSON.parse(r.metadata) as Record<string, string>,
+    hosts: hosts.filter((h) => h.aggregate_id === r.id).map((h) => h.host), createdAt: r.created_at, updatedAt: r.updated_at,
+  }));
+}
+
+export async function getAggregate(db: Q, id: number): Promise<Aggregate | undefined> {
+  const r = await db.selectFrom('aggregates').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!r) return undefined;
+  const hosts = await db.selectFrom('aggregate_hosts').select('host').where('aggregate_id', '=', id).orderBy('host').execute();
+  return {
+    id: r.id, uuid: r.uuid, name: r.name, availabilityZone: r.availability_zone, metadata: JSON.parse(r.metadata) as Record<string, string>,
+    hosts: hosts.map((h) => h.host), createdAt: r.created_at, updatedAt: r.updated_at,
+  };
+}
+
+export async function insertAggregate(db: Q, a: AggregateTable): Promise<void> {
+  await db.insertInto('aggregates').values(a).execute();
+}
+
+export async function updateAggregate(db: Q, id: number, patch: Partial<Pick<AggregateTable, 'name' | 'availability_zone' | 'metadata' | 'updated_at'>>): Promise<void> {
+  await db.updateTable('aggregates').set(patch).where('id', '=', id).execute();
+}
+
+export async function deleteAggregate(db: Q, id: number): Promise<void> {
+  await db.deleteFrom('aggregate_hosts').where('aggregate_id', '=', id).execute();
+  await db.deleteFrom('aggregates').where('id', '=', id).execute();
+}
+
+export async function addAggregateHost(db: Q, id: number, host: string): Promise<void> {
+  await db.insertInto('aggregate_hosts').values({ aggregate_id: id, host }).execute();
+}
+
+export async function removeAggregateHost(db: Q, id: number, host: string): Promise<boolean> {
+  const r = await db.deleteFrom('aggregate_hosts').where('aggregate_id', '=', id).where('host', '=', host).executeTakeFirst();
+  return Number(r.numDeletedRows) === 1;
+}
+
+/**
+ * Recompute the availability zone of each host from the aggregates it belongs to: the
+ * zone of an aggregate that names one, else `defaultZone` — so removing a host from a
+ * zone's aggregate (or the zone from the aggregate) puts it back in the default zone.
+ */
+export async function refreshHostZones(db: Q, hosts: string[], defaultZone = 'nova'): Promise<void> {
+  if (hosts.length === 0) return;
+  const rows = await db.selectFrom('aggregate_hosts').innerJoin('aggregates', 'aggregates.id', 'aggregate_hosts.aggregate_id')
+    .select(['aggregate_hosts.host as host', 'aggregates.availability_zone as az']).where('aggregate_hosts.host', 'in', hosts)
+    .where('aggregates.availability_zone', 'is not', null).orderBy('aggregates.id').execute();
+  for (const h of hosts) {
+    const az = rows.find((r) => r.host === h)?.az ?? defaultZone;
+    await db.updateTable('compute_hosts').set({ availability_zone: az }).where('host', '=', h).execute();
+  }
+}
