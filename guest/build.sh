@@ -72,11 +72,12 @@ add_module() {
   cp "$path" "$root/lib/modules/"
   order+=("$(basename "$path")")
 }
-# virtio for both transports (virtio-mmio on microvm, virtio-pci on pc/q35); evdev + button:
-# the ACPI power button (QMP system_powerdown) as an input event for acpid; isofs, vfat and
-# their code pages: config drives in either of Nova's formats.
-for m in virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio virtio_blk failover \
-  net_failover virtio_net virtio_rng evdev button isofs fat vfat nls_cp437 nls_utf8; do
+# evdev + button first: the ACPI power button (QMP system_powerdown) as an input event for
+# acpid, which init starts right after them (a press before that is lost); then virtio for
+# both transports (virtio-mmio on microvm, virtio-pci on pc/q35); isofs, vfat and their
+# code pages: config drives in either of Nova's formats.
+for m in evdev button virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio virtio_blk \
+  failover net_failover virtio_net virtio_rng isofs fat vfat nls_cp437 nls_utf8; do
   add_module "$m"
 done
 printf '%s\n' "${order[@]}" >"$root/lib/modules/order"
