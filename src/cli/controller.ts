@@ -20,6 +20,9 @@ import { Conductor } from '../services/compute/conductor.ts';
 import { DEFAULT_COMPUTE_CONFIG, type ComputeDeps } from '../services/compute/deps.ts';
 import type { ImageApi } from '../services/compute/images.ts';
 import { computeMount } from '../services/compute/routes.ts';
+import { bootstrapFlavors, flavorRoutes } from '../services/compute/routes/flavors.ts';
+import { keypairRoutes } from '../services/compute/routes/keypairs.ts';
+import { quotaRoutes } from '../services/compute/routes/quotas.ts';
 import { Scheduler } from '../services/compute/scheduler/scheduler.ts';
 import { ComputeService } from '../services/compute/service.ts';
 import type { ImageRecord } from '../services/image/types.ts';
@@ -85,11 +88,14 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
   const imageApi = computeImageApi(images, cfg.publicUrl);
   const conductor = new Conductor(computeDeps, bus, imageApi, new Scheduler(), log.child({ component: 'conductor' }));
   const compute = new ComputeService(computeDeps, imageApi, conductor);
+  await bootstrapFlavors(database.db);
   await conductor.start();
   const hostStatus = computeHostStatus(computeDeps);
 
   const app = createApiServer({ log, validator: identity, maxBodyBytes: cfg.maxBodyBytes }, [
-    identityMount(identity), imageMount(images), computeMount({ compute, hostStatus: hostStatus.lookup, extra: [] }),
+    identityMount(identity), imageMount(images), computeMount({ compute, hostStatus: hostStatus.lookup, extra: [
+      (a) => flavorRoutes(a, computeDeps), (a) => keypairRoutes(a, computeDeps), (a) => quotaRoutes(a, computeDeps),
+    ] }),
   ]);
   app.get('/healthz', { config: { auth: false } }, async () => ({ status: 'ok', bus_rtt_ms: await bus.rtt() }));
   await app.listen({ host: cfg.listenHost, port: cfg.listenPort });

@@ -29,6 +29,8 @@ export interface Config {
   passwordHashRounds: number;
   /** Largest JSON request body accepted, in bytes. */
   maxBodyBytes: number;
+  /** Where `gureum up` builds (and caches) the built-in guest images. */
+  guestDir: string;
 }
 
 export interface ConfigSources {
@@ -49,6 +51,7 @@ const ENV_KEYS: Record<keyof Config, string> = {
   maxActiveKeys: 'GUREUM_MAX_ACTIVE_KEYS',
   passwordHashRounds: 'GUREUM_PASSWORD_HASH_ROUNDS',
   maxBodyBytes: 'GUREUM_MAX_BODY_BYTES',
+  guestDir: 'GUREUM_GUEST_DIR',
 };
 
 const NUMERIC = new Set<keyof Config>(['listenPort', 'tokenExpiration', 'maxActiveKeys', 'passwordHashRounds', 'maxBodyBytes']);
@@ -110,6 +113,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     maxActiveKeys: Math.max(2, num('maxActiveKeys', 3)),
     passwordHashRounds: num('passwordHashRounds', 16),
     maxBodyBytes: num('maxBodyBytes', 1024 * 1024),
+    guestDir: resolve(str('guestDir', join(dataDir, 'guest'))),
   };
 }
 

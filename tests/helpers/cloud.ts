@@ -1,5 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -40,12 +40,13 @@ export async function startCloud(opts: { dir?: string; database?: string; port?:
   const port = opts.port ?? (await freePort());
   const args = ['up', '--data-dir', join(dir, 'data'), '--config-dir', join(dir, 'conf'), '--port', String(port), ...(opts.extraArgs ?? [])];
   if (opts.database) args.push('--database', opts.database);
-  const child = spawn(join(ROOT, 'bin/gureum'), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GUREUM_LOG_LEVEL: 'warn' } });
+  // Every test cloud shares one build of the guest images (built on first use, then cached).
+  const child = spawn(join(ROOT, 'bin/gureum'), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { GUREUM_GUEST_DIR: join(ROOT, '.cache', 'guest'), ...process.env, GUREUM_LOG_LEVEL: process.env.GUREUM_TEST_LOG_LEVEL ?? 'warn' } });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
   await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`gureum up did not start in 60 s:\n${out}`)), 60_000);
+    const t = setTimeout(() => reject(new Error(`gureum up did not start in 300 s:\n${out}`)), 300_000);
     const check = () => { if (out.includes('Gureum is up.')) { clearTimeout(t); resolve(); } };
     child.stdout!.on('data', check);
     child.once('exit', (code) => { clearTimeout(t); reject(new Error(`gureum up exited with ${code}:\n${out}`)); });
@@ -55,9 +56,23 @@ export async function startCloud(opts: { dir?: string; database?: string; port?:
   return {
     dir, port, url: `http://127.0.0.1:${port}`, authUrl: rc.OS_AUTH_URL!, password: rc.OS_PASSWORD!,
     env: { ...cleanEnv(), ...rc }, output: () => out, child,
-    async stop() { child.kill('SIGTERM'); return exited; },
-    async kill9() { child.kill('SIGKILL'); await exited; },
+    async stop() { child.kill('SIGTERM'); const code = await exited; killGuests(dir); return code; },
+    async kill9() { child.kill('SIGKILL'); await exited; killGuests(dir); },
   };
+}
+
+/**
+ * QEMU processes outlive gureum by design (the agent re-adopts them); a test's cloud is
+ * gone for good, so its guests go too. Also stops an agent left behind by a kill -9.
+ */
+export function killGuests(dir: string): void {
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    let cmd = '';
+    try { cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { continue; }
+    if (cmd.includes(dir) && ((cmd.split('\0')[0] ?? '').includes('qemu-system') || cmd.includes('\0agent\0'))) {
+      try { process.kill(Number(pid), 'SIGKILL'); } catch { /* already gone */ }
+    }
+  }
 }
 
 /** The process environment without any OS_* settings of the caller's. */

@@ -43,7 +43,7 @@ test('kernel boot: microvm, virtio-mmio, PVH kernel with the fast command line',
     'tap,id=net1,ifname=tap1234,script=no,downscript=no',
   ]);
   for (const flag of ['-nodefaults', '-no-user-config', '-no-shutdown']) assert.ok(argv.includes(flag), flag);
-  assert.deepEqual(values(argv, '-qmp'), ['unix:/inst/qmp.sock,server=on,wait=off']);
+  assert.deepEqual(values(argv, '-qmp'), ['unix:/inst/qmp.sock,server=on,wait=off', 'unix:/inst/qmp-debug.sock,server=on,wait=off']);
   assert.deepEqual(values(argv, '-pidfile'), ['/inst/qemu.pid']);
   assert.deepEqual(values(argv, '-chardev'), ['file,id=serial0,path=/inst/console.log,append=on']);
   assert.deepEqual(values(argv, '-uuid'), [base.uuid]);

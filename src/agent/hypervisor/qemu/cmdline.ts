@@ -21,6 +21,8 @@ export function instanceFiles(dir: string) {
     launch: join(dir, 'launch.json'),
     pid: join(dir, 'qemu.pid'),
     qmp: join(dir, 'qmp.sock'),
+    /** A second monitor for operators and tests (the agent holds the first; QMP serves one client per socket). */
+    qmpDebug: join(dir, 'qmp-debug.sock'),
     console: join(dir, 'console.log'),
     qemuLog: join(dir, 'qemu.log'),
     exit: join(dir, 'exit.json'),
@@ -72,6 +74,7 @@ export function qemuArgv(spec: InstanceSpec, host: Pick<HostCapabilities, 'accel
     '-chardev', `file,id=serial0,path=${esc(f.console)},append=on`,
     '-serial', 'chardev:serial0',
     '-qmp', `unix:${esc(f.qmp)},server=on,wait=off`,
+    '-qmp', `unix:${esc(f.qmpDebug)},server=on,wait=off`,
     '-pidfile', f.pid,
     '-object', 'rng-random,id=rng0,filename=/dev/urandom',
     '-device', `virtio-rng-${bus},rng=rng0`,
