@@ -88,7 +88,7 @@ async function up(values: ReturnType<typeof parse>['values']): Promise<void> {
     const ctl = await startController(cfg, log, natsUrl);
     stoppers.unshift(() => ctl.stop());
     // The built-in guest images: built once (cached), registered in Glance as public images.
-    const guest = await ensureGuestImages(join(cfg.dataDir, 'guest'), { log: log.child({ component: 'guest' }) });
+    const guest = await ensureGuestImages(cfg.guestDir, { log: log.child({ component: 'guest' }) });
     await registerGuestImages(ctl.images, await ctl.adminAuth(), guest, log.child({ component: 'guest' }));
     if (!values['no-agent']) {
       const agent = new AgentChild({ dataDir: join(cfg.dataDir, 'agent'), natsUrl, host: values['host-name'] ?? hostname(), logLevel: cfg.logLevel }, log.child({ component: 'agent-supervisor' }));
@@ -155,7 +155,7 @@ async function main(): Promise<void> {
     case 'image':
       if (sub === 'build') {
         const cfg = configFrom(values);
-        const g = await ensureGuestImages(join(cfg.dataDir, 'guest'), { rebuild: true, log: createLogger(cfg.logLevel) });
+        const g = await ensureGuestImages(cfg.guestDir, { rebuild: true, log: createLogger(cfg.logLevel) });
         process.stdout.write(`built the guest images in ${g.dir} (kernel ${g.kernelVersion}); gureum up registers them\n`);
         return;
       }
