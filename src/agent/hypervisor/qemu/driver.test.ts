@@ -249,6 +249,35 @@ test('remove deletes the directory; the instance is gone', { timeout: 30_000 }, 
   assert.equal((await driver.adopt()).size, 0);
 });
 
+test('QEMU survives a kill -9 of the agent process that started it', { timeout: 60_000 }, async () => {
+  const uuid = '3f0c5a52-7a8e-4c43-9a51-0b7de0e6a004';
+  const script = join(work, 'agent.mts');
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(script, `
+    import { QemuDriver } from ${JSON.stringify(new URL('./driver.ts', import.meta.url).pathname)};
+    import { createLogger } from ${JSON.stringify(join(ROOT, 'src/common/logger.ts'))};
+    const d = new QemuDriver({ instancesDir: ${JSON.stringify(instancesDir)}, log: createLogger('warn'), accel: 'tcg' });
+    await d.init();
+    await d.spawn({ uuid: '${uuid}', name: 'instance-00000004', vcpus: 1, memoryMb: 64, boot: { kind: 'disk' }, disks: [], nics: [] });
+    console.log('spawned');
+    setInterval(() => {}, 1000);
+  `);
+  const { spawn: spawnProcess } = await import('node:child_process');
+  const agent = spawnProcess(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    agent.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('spawned')) resolve(); });
+    agent.once('exit', (c) => reject(new Error(`agent exited ${c}`)));
+  });
+  agent.kill('SIGKILL');
+  await new Promise((r) => agent.once('exit', r));
+  const states = await driver.adopt();
+  const st = states.get(uuid)!;
+  assert.equal(st.power, 'running');
+  assert.ok(alive(st.pid!));
+  await driver.remove(uuid);
+  assert.equal(alive(st.pid!), false);
+});
+
 test('a QEMU that cannot start fails with its own error message', { timeout: 30_000 }, async () => {
   const bad: InstanceSpec = { ...spec, uuid: '3f0c5a52-7a8e-4c43-9a51-0b7de0e6a002', disks: [], nics: [], boot: { kind: 'kernel', kernel: join(work, 'key.pub') } };
   await assert.rejects(driver.spawn(bad), /QEMU failed to start .*(kernel|PVH|linux)/i);

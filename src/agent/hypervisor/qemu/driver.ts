@@ -114,6 +114,7 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
   private monitors = new Map<string, QmpClient>();
   private locks = new Map<string, Promise<unknown>>();
   /** What the driver is doing to an instance, so a SHUTDOWN event is read right. */
+  private removing = new Set<string>();
   private intent = new Map<string, 'rebooting' | 'stopping' | 'powering-off'>();
 
   constructor(private readonly opts: QemuDriverOptions) {
@@ -242,7 +243,7 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
 
   private async recordExit(uuid: string, reason: ExitReason, detail?: string, overwrite = false): Promise<void> {
     const f = this.files(uuid);
-    if (!overwrite && existsSync(f.exit)) return;
+    if (this.removing.has(uuid) || (!overwrite && existsSync(f.exit))) return;
     if (!existsSync(this.dirOf(uuid))) return;
     const rec: ExitRecord = { reason, at: new Date().toISOString(), ...(detail ? { detail } : {}) };
     await writeJsonAtomic(f.exit, rec).catch(() => undefined);
@@ -353,8 +354,9 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
     await this.recordExit(uuid, reason, undefined, true);
     this.intent.set(uuid, 'stopping');
     try {
-      const m = this.monitors.get(uuid);
-      if (m && !m.isClosed) await m.execute('quit', undefined, { timeoutMs: 2000 }).catch(() => undefined);
+      const held = this.monitors.get(uuid);
+      const m = held && !held.isClosed ? held : await this.attach(uuid, pid, 0).catch(() => undefined);
+      if (m) await m.execute('quit', undefined, { timeoutMs: 2000 }).catch(() => undefined);
       if (!(await waitGone(pid, 3000))) {
         this.log.warn({ uuid, pid }, 'QEMU did not quit; SIGKILL');
         try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
@@ -626,8 +628,13 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
   /** Stop and delete everything of the instance. */
   remove(uuid: string): Promise<void> {
     return this.serial(uuid, async () => {
-      await this.hardStop(uuid, 'destroyed');
-      await rm(this.dirOf(uuid), { recursive: true, force: true });
+      this.removing.add(uuid);
+      try {
+        await this.hardStop(uuid, 'destroyed');
+        await rm(this.dirOf(uuid), { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+      } finally {
+        this.removing.delete(uuid);
+      }
     });
   }
 
