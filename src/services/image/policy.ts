@@ -4,7 +4,8 @@ import { admin, always, anyOf, allOf, definePolicies, member, ownProject, type R
  * Glance's rules, its defaults in spirit: anyone authenticated may look (visibility is
  * decided by the service, and an image a caller may not see is a 404, not a 403);
  * members of the owning project manage its images; admins do everything; making an
- * image public and (de/re)activating it are admin-only.
+ * image public is admin-only. Deactivation follows Glance's current default (admin or a
+ * member of the owning project); downloading a deactivated image is admin-only.
  */
 const projectMember: Rule = allOf(member, ownProject('owner'));
 const adminOrOwner: Rule = anyOf(admin, projectMember);
@@ -21,8 +22,8 @@ definePolicies({
   'image:communitize_image': adminOrOwner,
   /** Creating or moving an image into a project other than the caller's. */
   'image:set_image_owner': admin,
-  'image:deactivate': admin,
-  'image:reactivate': admin,
+  'image:deactivate': adminOrOwner,
+  'image:reactivate': adminOrOwner,
   /** Deactivated images stay downloadable for admins only. */
   'image:download_deactivated': admin,
   'image:add_member': adminOrOwner,

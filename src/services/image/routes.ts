@@ -4,7 +4,7 @@ import { Type, type Static } from 'typebox';
 import type { AuthContext } from '../../api/context.ts';
 import { normalizeError, type ErrorFormatter } from '../../api/errors.ts';
 import type { ServiceMount } from '../../api/server.ts';
-import { BadRequest, GureumError, HTTP_TITLES, Unauthorized } from '../../common/errors.ts';
+import { BadRequest, GureumError, HTTP_TITLES, NotFound, Unauthorized } from '../../common/errors.ts';
 import { imageSchema, imagesSchema, memberSchema, membersSchema } from './schemas.ts';
 import type { ImageService, PatchOp } from './service.ts';
 import {
@@ -262,6 +262,8 @@ function imageRoutes(app: FastifyInstance, images: ImageService): void {
   });
 
   app.get<{ Querystring: Query }>('/v2/images', async (req) => {
+    // The router ignores trailing slashes; Glance has no /v2/images/ (an empty image id is a 404).
+    if (req.url.split('?')[0]!.endsWith('/')) throw new NotFound('No image found with ID ');
     const q = req.query ?? {};
     const { images: list, more } = await images.listImages(auth(req), parseListQuery(q));
     const out: Record<string, unknown> = { images: list.map(renderImage), first: '/v2/images', schema: '/v2/schemas/images' };

@@ -218,8 +218,8 @@ export class ImageService {
     if (tags.length > this.maxTags) throw new PayloadTooLarge(`Maximum number of tags (${this.maxTags}) exceeded.`);
     const properties: Record<string, string> = {};
     for (const [k, v] of Object.entries(f.properties ?? {})) {
-      if (base.has(k)) throw new BadRequest(`Property '${k}' is a standard image attribute.`);
       checkSettable(k);
+      if (base.has(k)) throw new BadRequest(`Property '${k}' is a standard image attribute.`);
       properties[k] = checkCustom(k, v);
     }
     if (f.name !== undefined && f.name !== null && f.name.length > 255) throw new BadRequest('Image name is too long (255 characters at most).');
@@ -381,7 +381,7 @@ export class ImageService {
 
   async deactivate(auth: AuthContext, id: string): Promise<void> {
     const img = await this.getImage(auth, id);
-    enforce(auth, 'image:deactivate', { owner: img.owner });
+    if (!isAllowed(auth, 'image:deactivate', { owner: img.owner })) throw new Forbidden(`You are not permitted to deactivate image ${id}.`);
     if (img.status === 'deactivated') return;
     if (!(await store.transition(this.db, id, ['active'], 'deactivated', {}, now()))) {
       throw new Forbidden(`Not allowed to deactivate image in status '${img.status}'`);
@@ -390,7 +390,7 @@ export class ImageService {
 
   async reactivate(auth: AuthContext, id: string): Promise<void> {
     const img = await this.getImage(auth, id);
-    enforce(auth, 'image:reactivate', { owner: img.owner });
+    if (!isAllowed(auth, 'image:reactivate', { owner: img.owner })) throw new Forbidden(`You are not permitted to reactivate image ${id}.`);
     if (img.status === 'active') return;
     if (!(await store.transition(this.db, id, ['deactivated'], 'active', {}, now()))) {
       throw new Forbidden(`Not allowed to reactivate image in status '${img.status}'`);
