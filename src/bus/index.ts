@@ -1,4 +1,4 @@
-import { connect, headers as natsHeaders, JSONCodec, type NatsConnection, type Subscription } from 'nats';
+import { connect, headers as natsHeaders, JSONCodec, type Msg, type NatsConnection, type Subscription } from 'nats';
 import type { Logger } from '../common/logger.ts';
 import { newRequestId } from '../common/ids.ts';
 
@@ -52,19 +52,19 @@ export class Bus {
   /** Answer requests on a subject; a thrown error travels back to the caller as BusRemoteError. */
   serve<Req, Res>(s: Subject<Req, Res>, handler: (body: Req, meta: BusMessageMeta) => Promise<Res> | Res, queue?: string): Subscription {
     const sub = this.nc.subscribe(s.name, { queue });
-    void (async () => {
-      for await (const m of sub) {
-        const requestId = m.headers?.get(REQUEST_ID_HEADER) || newRequestId();
-        let reply: Envelope<Res> | ErrorEnvelope;
-        try {
-          reply = { ok: true, body: await handler(codec.decode(m.data) as Req, { requestId }) };
-        } catch (err) {
-          this.log.warn({ err, subject: s.name, requestId }, 'bus handler failed');
-          reply = { ok: false, error: err instanceof Error ? err.message : String(err) };
-        }
-        m.respond(codec.encode(reply));
+    // Requests are handled concurrently: a slow one (a VM build) must not hold up the rest.
+    const handle = async (m: Msg) => {
+      const requestId = m.headers?.get(REQUEST_ID_HEADER) || newRequestId();
+      let reply: Envelope<Res> | ErrorEnvelope;
+      try {
+        reply = { ok: true, body: await handler(codec.decode(m.data) as Req, { requestId }) };
+      } catch (err) {
+        this.log.warn({ err, subject: s.name, requestId }, 'bus handler failed');
+        reply = { ok: false, error: err instanceof Error ? err.message : String(err) };
       }
-    })();
+      m.respond(codec.encode(reply));
+    };
+    void (async () => { for await (const m of sub) void handle(m); })();
     return sub;
   }
 

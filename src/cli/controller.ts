@@ -24,6 +24,8 @@ import { bootstrapFlavors, flavorRoutes } from '../services/compute/routes/flavo
 import { keypairRoutes } from '../services/compute/routes/keypairs.ts';
 import { quotaRoutes } from '../services/compute/routes/quotas.ts';
 import { Scheduler } from '../services/compute/scheduler/scheduler.ts';
+import { schedulerConfig } from '../services/compute/scheduler/config.ts';
+import { configSection } from '../common/config.ts';
 import { ComputeService } from '../services/compute/service.ts';
 import type { ImageRecord } from '../services/image/types.ts';
 
@@ -84,9 +86,10 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
   identity.onChange((kind) => bus.publish(IdentityChanged, { from: me, kind }));
   bus.subscribe(IdentityChanged, (m) => { if (m.from !== me) void identity.refreshFromPeer(); });
 
-  const computeDeps: ComputeDeps = { db: database.db, log: log.child({ component: 'compute' }), cfg: DEFAULT_COMPUTE_CONFIG };
+  const sched = schedulerConfig(configSection(cfg, 'scheduler'));
+  const computeDeps: ComputeDeps = { db: database.db, log: log.child({ component: 'compute' }), cfg: { ...DEFAULT_COMPUTE_CONFIG, ...sched.ratios } };
   const imageApi = computeImageApi(images, cfg.publicUrl);
-  const conductor = new Conductor(computeDeps, bus, imageApi, new Scheduler(), log.child({ component: 'conductor' }));
+  const conductor = new Conductor(computeDeps, bus, imageApi, new Scheduler(sched.options), log.child({ component: 'conductor' }));
   const compute = new ComputeService(computeDeps, imageApi, conductor);
   await bootstrapFlavors(database.db);
   await conductor.start();

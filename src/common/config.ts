@@ -118,3 +118,14 @@ export function loadConfig(sources: ConfigSources = {}): Config {
 }
 
 export const CONFIG_ENV_KEYS = ENV_KEYS;
+
+/**
+ * A nested section of the config file (e.g. `scheduler:`), for settings a service parses
+ * itself; undefined when the file or the section is absent.
+ */
+export function configSection(cfg: Pick<Config, 'dataDir'>, name: string, file?: string): unknown {
+  const path = file ?? process.env.GUREUM_CONFIG ?? join(cfg.dataDir, 'gureum.yaml');
+  if (!existsSync(path)) return undefined;
+  const doc: unknown = parseYaml(readFileSync(path, 'utf8'));
+  return doc !== null && typeof doc === 'object' ? (doc as Record<string, unknown>)[name] : undefined;
+}

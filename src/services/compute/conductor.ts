@@ -177,7 +177,7 @@ export class Conductor {
       host: h.host, enabled: h.enabled, up: !h.forcedDown && Date.parse(h.lastSeen) >= cutoff, availabilityZone: h.availabilityZone,
       vcpus: h.vcpus, vcpusUsed: h.vcpusUsed, memoryMb: h.memoryMb, memoryMbUsed: h.memoryMbUsed, diskGb: h.localGb, diskGbUsed: h.localGbUsed,
       instances: h.runningVms, cpuAllocationRatio: cfg.cpuAllocationRatio, ramAllocationRatio: cfg.ramAllocationRatio,
-      diskAllocationRatio: cfg.diskAllocationRatio, hypervisorType: h.hypervisorType, arch: h.arch,
+      diskAllocationRatio: cfg.diskAllocationRatio, hypervisorType: h.hypervisorType, hypervisorVersion: h.hypervisorVersion, arch: h.arch,
       aggregates: aggs.filter((a) => a.host === h.host).map((a) => ({ name: a.name, metadata: JSON.parse(a.metadata) as Record<string, string> })),
     }));
   }
