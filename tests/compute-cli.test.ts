@@ -106,6 +106,11 @@ test('boot gureum-tiny with a key and user_data: ACTIVE, marker on the console, 
   });
   assert.match(log, /GUREUM-GUEST-READY vm1 10\.0\.2\.15/);
   assert.equal(await qemuStatus(vm1.id), 'running');
+  const withUserData = await until('user_data output on the console', async () => {
+    const out = String(await os('console', 'log', 'show', 'vm1'));
+    return out.includes('user-data: user-data says hello from vm1') ? out : undefined;
+  }, 30_000, 500);
+  assert.ok(withUserData);
   const fwd = String(vm1['gureum:ssh_forward']);
   const port = fwd.split(':')[1]!;
   const out = await until('ssh into the guest', async () => ssh(port, key, 'hostname; cat /tmp/user-data.log'), 60_000, 1000);
