@@ -23,6 +23,8 @@ import { computeMount } from '../services/compute/routes.ts';
 import { bootstrapFlavors, flavorRoutes } from '../services/compute/routes/flavors.ts';
 import { keypairRoutes } from '../services/compute/routes/keypairs.ts';
 import { quotaRoutes } from '../services/compute/routes/quotas.ts';
+import { hostRoutes } from '../services/compute/routes/hosts.ts';
+import { serverGroupRoutes } from '../services/compute/routes/server-groups.ts';
 import { Scheduler } from '../services/compute/scheduler/scheduler.ts';
 import { schedulerConfig } from '../services/compute/scheduler/config.ts';
 import { configSection } from '../common/config.ts';
@@ -98,6 +100,7 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
   const app = createApiServer({ log, validator: identity, maxBodyBytes: cfg.maxBodyBytes }, [
     identityMount(identity), imageMount(images), computeMount({ compute, hostStatus: hostStatus.lookup, extra: [
       (a) => flavorRoutes(a, computeDeps), (a) => keypairRoutes(a, computeDeps), (a) => quotaRoutes(a, computeDeps),
+      (a) => hostRoutes(a, computeDeps), (a) => serverGroupRoutes(a, computeDeps),
     ] }),
   ]);
   app.get('/healthz', { config: { auth: false } }, async () => ({ status: 'ok', bus_rtt_ms: await bus.rtt() }));
