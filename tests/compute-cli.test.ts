@@ -154,6 +154,24 @@ test('power actions change the API state and QEMU state', { timeout: 300_000 }, 
   for (const a of ['create', 'pause', 'unpause', 'stop', 'start', 'suspend', 'resume', 'reboot']) assert.ok(actions.includes(a), `instance action ${a} recorded`);
 });
 
+test('createImage snapshots a running server into Glance, and the snapshot boots', { timeout: 240_000 }, async () => {
+  await os('server', 'image', 'create', '--name', 'vm1-snap', '--wait', vm1.id);
+  const img = await json<{ id: string; status: string; properties: Record<string, string>; disk_format: string; min_disk: number; visibility: string }>('image', 'show', 'vm1-snap');
+  assert.equal(img.status, 'active');
+  assert.equal(img.disk_format, 'qcow2');
+  assert.equal(img.visibility, 'private');
+  assert.equal(img.properties.image_type, 'snapshot');
+  assert.equal(img.properties.instance_uuid, vm1.id);
+  assert.ok(img.properties.kernel_id, 'the snapshot keeps the kernel it boots with');
+  assert.equal((await server(vm1.id)).status, 'ACTIVE', 'the source kept running');
+  const s = await json<Server>('server', 'create', '--image', 'vm1-snap', '--flavor', 'm1.tiny', 'from-snap');
+  await waitStatus(s.id, 'ACTIVE');
+  await until('the snapshot guest to boot', async () => /GUREUM-GUEST-READY from-snap /.test(String(await os('console', 'log', 'show', s.id))), 120_000, 500);
+  await os('server', 'delete', '--wait', s.id);
+  const events = await json<{ Action: string }[]>('server', 'event', 'list', vm1.id);
+  assert.ok(events.some((e) => e.Action === 'createImage'));
+});
+
 test('bad input is refused with Nova errors and creates nothing', { timeout: 120_000 }, async () => {
   const count = async () => (await json<unknown[]>('server', 'list')).length;
   const n = await count();

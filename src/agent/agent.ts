@@ -1,5 +1,5 @@
-import { existsSync, readdirSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
@@ -161,6 +161,24 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     return { exists: true, power: code(st), cpuTimeNs: st.cpuTimeNs, memoryKb: st.memoryKb };
   });
   bus.serve(subjects.console, async (req) => ({ output: await driver.consoleOutput(req.uuid, req.lines) }));
+  bus.serve(subjects.snapshot, async (req, meta) => {
+    const tmp = join(opts.dataDir, 'snapshots', `${req.imageId}.${req.diskFormat}`);
+    await mkdir(join(opts.dataDir, 'snapshots'), { recursive: true });
+    try {
+      const t0 = Date.now();
+      await driver.snapshotRootDisk(req.uuid, tmp, req.diskFormat);
+      const size = statSync(tmp).size;
+      const res = await fetch(req.uploadUrl, {
+        method: 'PUT', headers: { 'X-Auth-Token': req.token, 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) },
+        body: Readable.toWeb(createReadStream(tmp)) as unknown as BodyInit, duplex: 'half',
+      } as RequestInit & { duplex: 'half' });
+      if (!res.ok) throw new Error(`uploading the snapshot failed: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
+      log.info({ request_id: meta.requestId, instance: req.uuid, image: req.imageId, size, ms: Date.now() - t0 }, 'snapshot uploaded');
+      return { size };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  });
   bus.serve(HealthPing, () => ({ process: 'agent', host, pid: process.pid, startedAt }));
 
   // Re-adopt what survived the last run, then introduce ourselves; the controller says what to clean up.

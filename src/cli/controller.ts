@@ -130,7 +130,10 @@ function computeImageApi(images: ImageService, publicUrl: string): ImageApi {
     get: async (auth, id) => view(await images.getImage(auth, id)),
     fileUrl: (id) => `${publicUrl}/image/v2/images/${id}/file`,
     localPath: (id) => images.localPath(id),
-    createSnapshot: async (auth, f) => (await images.createImage(auth, { name: f.name, disk_format: f.diskFormat, container_format: 'bare', properties: f.properties })).id,
+    createSnapshot: async (auth, f) => (await images.createImage(auth, {
+      name: f.name, disk_format: f.diskFormat, container_format: 'bare', visibility: 'private', properties: f.properties, min_disk: f.minDisk, min_ram: f.minRam,
+    })).id,
+    status: async (auth, id) => (await images.getImage(auth, id)).status,
     discard: async (auth, id) => { await images.deleteImage(auth, id); },
   };
 }

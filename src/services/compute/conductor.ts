@@ -364,6 +364,34 @@ export class Conductor {
     })().catch((err: unknown) => wc.log.error({ err, instance: uuid }, 'action crashed'));
   }
 
+  // ---- snapshot ----
+
+  /** createImage: the agent copies the root disk consistently and uploads it to the image API. */
+  snapshot(uuid: string, imageId: string, actionId: number, auth: Parameters<ImageApi['discard']>[0], wc: WorkContext): void {
+    void (async () => {
+      const db = this.deps.db;
+      const inst = await store.getInstance(db, uuid);
+      if (!inst?.host) return;
+      await store.startEvent(db, actionId, 'compute_snapshot_instance', inst.host);
+      try {
+        await store.updateInstance(db, uuid, { task_state: 'image_uploading' }, ['image_snapshot']);
+        await this.bus.request(agentSubjects(inst.host).snapshot, { uuid, imageId, uploadUrl: this.images.fileUrl(imageId), token: wc.token, diskFormat: 'qcow2' },
+          { timeoutMs: 30 * 60_000, requestId: wc.requestId });
+        const status = await this.images.status(auth, imageId);
+        if (status !== 'active') throw new Error(`the uploaded snapshot image is ${status}`);
+        await store.finishEvent(db, actionId, 'compute_snapshot_instance', true);
+        wc.log.info({ instance: uuid, image: imageId }, 'snapshot uploaded');
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        wc.log.warn({ instance: uuid, image: imageId, err: msg }, 'snapshot failed');
+        await store.finishEvent(db, actionId, 'compute_snapshot_instance', false, msg);
+        await this.images.discard(auth, imageId).catch(() => undefined);
+      } finally {
+        await store.updateInstance(db, uuid, { task_state: null }, ['image_snapshot', 'image_uploading']);
+      }
+    })().catch((err: unknown) => wc.log.error({ err, instance: uuid }, 'snapshot crashed'));
+  }
+
   // ---- delete ----
 
   delete(uuid: string, actionId: number | undefined, wc: WorkContext): void {

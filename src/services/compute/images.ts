@@ -26,7 +26,9 @@ export interface ImageApi {
   /** A path on this machine holding the data, when the store is local. */
   localPath(id: string): string | null;
   /** Register a new (queued) image for a snapshot; returns its id. */
-  createSnapshot(auth: AuthContext, fields: { name: string; diskFormat: 'qcow2' | 'raw'; properties: Record<string, string> }): Promise<string>;
+  createSnapshot(auth: AuthContext, fields: { name: string; diskFormat: 'qcow2' | 'raw'; properties: Record<string, string>; minDisk: number; minRam: number }): Promise<string>;
+  /** The image's status (after a snapshot upload). */
+  status(auth: AuthContext, id: string): Promise<string>;
   /** Mark a queued snapshot image failed (killed/deleted) when the snapshot could not be taken. */
   discard(auth: AuthContext, id: string): Promise<void>;
 }

@@ -384,6 +384,36 @@ export class ComputeService {
     }
   }
 
+  /** createImage: snapshot the root disk into a new private Glance image while the VM keeps running. */
+  async createImage(ctx: RequestContext, auth: AuthContext, uuid: string, name: string, metadata: Record<string, string>): Promise<string> {
+    const inst = await this.get(auth, uuid, 'os_compute_api:servers:action');
+    this.checkLock(auth, inst);
+    const allowed: VmState[] = ['active', 'stopped', 'paused', 'suspended'];
+    if (inst.taskState !== null) throw invalidState('createImage', uuid, 'task_state', inst.taskState);
+    if (!allowed.includes(inst.vmState) || !inst.host) throw invalidState('createImage', uuid, 'vm_state', inst.vmState);
+    const sys = JSON.parse((await this.db.selectFrom('instances').select('system_metadata').where('uuid', '=', uuid).executeTakeFirstOrThrow()).system_metadata) as Record<string, string>;
+    const base = JSON.parse(sys.image ?? 'null') as ComputeImage | null;
+    // The snapshot boots like its source: kernel/ramdisk and the hw_/os_ properties carry over.
+    const inherited = Object.fromEntries(Object.entries(base?.properties ?? {}).filter(([k]) =>
+      ['kernel_id', 'ramdisk_id', 'os_command_line', 'os_distro', 'os_type', 'architecture'].includes(k) || k.startsWith('hw_')));
+    const properties = {
+      ...inherited, ...metadata, image_type: 'snapshot', instance_uuid: uuid, base_image_ref: inst.imageRef, user_id: auth.userId, image_location: 'snapshot',
+    };
+    if (!(await store.updateInstance(this.db, uuid, { task_state: 'image_snapshot' }, [null], allowed))) {
+      throw invalidState('createImage', uuid, 'task_state', 'image_snapshot');
+    }
+    let imageId: string;
+    try {
+      imageId = await this.images.createSnapshot(auth, { name, diskFormat: 'qcow2', properties, minDisk: inst.flavor.disk, minRam: base?.minRam ?? 0 });
+    } catch (err) {
+      await store.updateInstance(this.db, uuid, { task_state: null }, ['image_snapshot']);
+      throw err;
+    }
+    const actionId = await store.startAction(this.db, { requestId: ctx.requestId, uuid, action: 'createImage', projectId: inst.projectId, userId: auth.userId });
+    this.conductor.snapshot(uuid, imageId, actionId, auth, { requestId: ctx.requestId, token: auth.token, log: ctx.log });
+    return imageId;
+  }
+
   // ---- metadata and tags ----
 
   async setMetadata(auth: AuthContext, uuid: string, meta: Record<string, string>, replace: boolean): Promise<Record<string, string>> {

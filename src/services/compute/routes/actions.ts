@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { BadRequest } from '../../../common/errors.ts';
+import { atLeast, computeBase } from '../http.ts';
 import type { ComputeService } from '../service.ts';
 
 /** POST /servers/{id}/action: one key names the action, its value the arguments. */
@@ -48,6 +49,21 @@ export function actionRoutes(app: FastifyInstance, compute: ComputeService): voi
           length = n === -1 ? undefined : n;
         }
         return { output: await compute.consoleOutput(req.ctx, auth, id, length) };
+      }
+      case 'createImage': {
+        const a = args as { name?: unknown; metadata?: unknown } | null;
+        if (!a || typeof a.name !== 'string' || a.name.trim() === '' || a.name.length > 255) {
+          throw new BadRequest("Invalid input for field/attribute name. Value: the image name must be a non-empty string of at most 255 characters.");
+        }
+        const meta = a.metadata ?? {};
+        if (typeof meta !== 'object' || meta === null || Array.isArray(meta) || !Object.values(meta).every((v) => typeof v === 'string')) {
+          throw new BadRequest('Invalid input for field/attribute metadata.');
+        }
+        const imageId = await compute.createImage(req.ctx, auth, id, a.name, meta as Record<string, string>);
+        void reply.code(202);
+        if (atLeast(req, '2.45')) return { image_id: imageId };
+        void reply.header('location', `${computeBase(req).replace(/\/compute$/, '')}/image/v2/images/${imageId}`);
+        return reply.send();
       }
       default:
         throw new BadRequest(`There is no such action: ${action}`);
