@@ -222,6 +222,22 @@ describe('image API over raw HTTP', () => {
     assert.equal((await img('GET', `/v2/images/${id}`)).json.status, 'queued');
   });
 
+  test('an upload the client abandons midway leaves the image killed', async () => {
+    const id = await create();
+    const req = request(`${cloud.url}/image/v2/images/${id}/file`, { method: 'PUT', headers: { 'X-Auth-Token': token, 'Content-Type': 'application/octet-stream', 'Content-Length': '10000000' } });
+    req.on('error', () => undefined);
+    req.write(randomBytes(100_000));
+    for (let i = 0; i < 100 && (await img('GET', `/v2/images/${id}`)).json.status !== 'saving'; i++) await new Promise((r) => setTimeout(r, 20));
+    req.destroy();
+    let status = '';
+    for (let i = 0; i < 100 && status !== 'killed'; i++) {
+      status = String((await img('GET', `/v2/images/${id}`)).json.status);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(status, 'killed');
+    assert.equal((await upload(cloud, token, id, Readable.from([randomBytes(10)]))).status, 409, 'no upload into a killed image');
+  });
+
   test('a 300 MB upload streams: the server does not hold it in memory', { timeout: 300_000 }, async () => {
     const pid = cloud.child.pid!;
     const id = await create();
