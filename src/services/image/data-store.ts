@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
@@ -62,7 +63,7 @@ export class LocalImageStore implements ImageStore {
         sha.update(chunk);
         if (headLen < HEAD_BYTES) { const part = chunk.subarray(0, HEAD_BYTES - headLen); headParts.push(Buffer.from(part)); headLen += part.length; }
         tail = chunk.length >= TAIL_BYTES ? Buffer.from(chunk.subarray(chunk.length - TAIL_BYTES)) : Buffer.concat([tail, chunk]).subarray(-TAIL_BYTES);
-        if (!out.write(chunk)) await new Promise<void>((resolve, reject) => { out.once('drain', resolve); out.once('error', reject); });
+        if (!out.write(chunk)) await once(out, 'drain'); // rejects on 'error' and removes its listeners
       }
       out.end();
       await outDone;
