@@ -1,7 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomUUID, randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import pg from 'pg';
 import type { AuthContext, TokenValidator } from '../../../api/context.ts';
 import { createApiServer } from '../../../api/server.ts';
 import { Unauthorized } from '../../../common/errors.ts';
@@ -29,8 +30,21 @@ const validator: TokenValidator = {
   },
 };
 type App = ReturnType<typeof createApiServer>;
+/** In-memory SQLite, or a new database on GUREUM_TEST_POSTGRES_URL's server to run the same tests on PostgreSQL. */
+async function freshDatabase(): Promise<OpenDatabase> {
+  const base = process.env.GUREUM_TEST_POSTGRES_URL;
+  if (!base) return openDatabase(':memory:');
+  const name = `t_${randomBytes(6).toString('hex')}`;
+  const c = new pg.Client({ connectionString: base });
+  await c.connect();
+  await c.query(`CREATE DATABASE ${name}`);
+  await c.end();
+  const u = new URL(base);
+  u.pathname = `/${name}`;
+  return openDatabase(u.toString());
+}
 async function harness(mount: (app: FastifyInstance, deps: ComputeDeps) => void): Promise<{ app: App; deps: ComputeDeps; dbh: OpenDatabase }> {
-  const dbh = await openDatabase(':memory:');
+  const dbh = await freshDatabase();
   const log = createLogger('silent');
   const deps: ComputeDeps = { db: dbh.db, log, cfg: DEFAULT_COMPUTE_CONFIG };
   const app = createApiServer({ log, validator, maxBodyBytes: 1 << 20 }, [{
