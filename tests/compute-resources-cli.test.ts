@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { api, openstack, openstackFails, startCloud, type Cloud } from './helpers/cloud.ts';
+import { api, openstack, openstackFails, otherProject, startCloud, type Cloud } from './helpers/cloud.ts';
 
 type Row = Record<string, unknown>;
 const work = mkdtempSync(join(tmpdir(), 'gureum-compute-resources-cli-'));
@@ -38,13 +38,7 @@ describe('compute resources with the openstack CLI', () => {
   before(async () => {
     cloud = await startCloud();
     env = cloud.env;
-    const p = (await os('project', 'create', 'cli-other', '-f', 'json')) as Row;
-    await os('user', 'create', '--password', 'pw-other', 'user-other');
-    await os('role', 'add', '--user', 'user-other', '--project', 'cli-other', 'member');
-    other = {
-      projectId: String(p.id),
-      env: { ...env, OS_USERNAME: 'user-other', OS_PASSWORD: 'pw-other', OS_PROJECT_NAME: 'cli-other', OS_USER_DOMAIN_NAME: 'Default', OS_PROJECT_DOMAIN_NAME: 'Default' },
-    };
+    other = await otherProject(env, 'cli-other');
   });
   after(async () => { await cloud?.stop(); });
 

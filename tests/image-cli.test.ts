@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openstack, openstackFails, startCloud, type Cloud } from './helpers/cloud.ts';
+import { openstack, openstackFails, otherProject, startCloud, type Cloud } from './helpers/cloud.ts';
 import { startPostgres, type Postgres } from './helpers/postgres.ts';
 
 type Row = Record<string, unknown>;
@@ -19,17 +19,6 @@ const qcow2 = (name: string, size: string): string => {
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', p, size]);
   return p;
 };
-
-/** A second project with a member user, made with the CLI as the identity tests do. */
-async function otherProject(env: NodeJS.ProcessEnv, name: string): Promise<{ env: NodeJS.ProcessEnv; projectId: string }> {
-  const p = (await openstack(env, 'project', 'create', name, '-f', 'json')) as Row;
-  await openstack(env, 'user', 'create', '--password', `pw-${name}`, `user-${name}`);
-  await openstack(env, 'role', 'add', '--user', `user-${name}`, '--project', name, 'member');
-  return {
-    projectId: String(p.id),
-    env: { ...env, OS_USERNAME: `user-${name}`, OS_PASSWORD: `pw-${name}`, OS_PROJECT_NAME: name, OS_USER_DOMAIN_NAME: 'Default', OS_PROJECT_DOMAIN_NAME: 'Default' },
-  };
-}
 
 describe('images with the openstack CLI on sqlite', () => {
   let cloud: Cloud;

@@ -117,3 +117,14 @@ export async function passwordToken(cloud: { url: string }, user: { name: string
   if (r.status !== 201) throw new Error(`token for ${user.name}: ${r.status} ${r.text}`);
   return r.headers.get('x-subject-token')!;
 }
+
+/** A second project with a member user, made with the CLI as the identity tests do. */
+export async function otherProject(env: NodeJS.ProcessEnv, name: string): Promise<{ env: NodeJS.ProcessEnv; projectId: string }> {
+  const p = (await openstack(env, 'project', 'create', name, '-f', 'json')) as Record<string, unknown>;
+  await openstack(env, 'user', 'create', '--password', `pw-${name}`, `user-${name}`);
+  await openstack(env, 'role', 'add', '--user', `user-${name}`, '--project', name, 'member');
+  return {
+    projectId: String(p.id),
+    env: { ...env, OS_USERNAME: `user-${name}`, OS_PASSWORD: `pw-${name}`, OS_PROJECT_NAME: name, OS_USER_DOMAIN_NAME: 'Default', OS_PROJECT_DOMAIN_NAME: 'Default' },
+  };
+}
