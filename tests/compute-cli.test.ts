@@ -111,8 +111,8 @@ test('boot gureum-tiny with a key and user_data: ACTIVE, marker on the console, 
     return out.includes('user-data: user-data says hello from vm1') ? out : undefined;
   }, 30_000, 500);
   assert.ok(withUserData);
-  const fwd = String(vm1['gureum:ssh_forward']);
-  const port = fwd.split(':')[1]!;
+  const port = /gureum: SSH to this guest: ssh -p (\d+) root@127\.0\.0\.1/.exec(log)?.[1];
+  assert.ok(port, 'the console log says how to reach the guest');
   const out = await until('ssh into the guest', async () => ssh(port, key, 'hostname; cat /tmp/user-data.log'), 60_000, 1000);
   assert.deepEqual(out.trim().split('\n'), ['vm1', 'user-data says hello from vm1']);
 });

@@ -94,11 +94,14 @@ async function bootOne(c: Ctx, name: string): Promise<{ active: number; marker: 
   while (Date.now() < deadline) {
     const s = (await api(c.cloud, 'GET', `/compute/v2.1/servers/${id}`, { token: c.token })).json.server as Record<string, unknown>;
     if (s.status === 'ERROR') throw new Error(`server ${name} failed: ${JSON.stringify(s.fault)}`);
-    if (s.status === 'ACTIVE') { active = Date.now() - t1; port = Number(String(s['gureum:ssh_forward']).split(':')[1]); break; }
+    if (s.status === 'ACTIVE') { active = Date.now() - t1; break; }
     await sleep(20);
   }
-  await waitFile(join(c.cloud.dir, 'data', 'agent', 'instances', id, 'console.log'), MARKER, deadline);
+  const consoleLog = join(c.cloud.dir, 'data', 'agent', 'instances', id, 'console.log');
+  await waitFile(consoleLog, MARKER, deadline);
   const marker = Date.now() - t1;
+  const spec = JSON.parse(readFileSync(join(c.cloud.dir, 'data', 'agent', 'instances', id, 'spec.json'), 'utf8')) as { nics: { sshHostPort?: number }[] };
+  port = Number(spec.nics[0]?.sshHostPort);
   await sshBanner(port, deadline);
   const ssh = Date.now() - t1;
   void t0;

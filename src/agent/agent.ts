@@ -1,5 +1,5 @@
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
@@ -160,7 +160,16 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const st = await driver.getState(req.uuid);
     return { exists: true, power: code(st), cpuTimeNs: st.cpuTimeNs, memoryKb: st.memoryKb };
   });
-  bus.serve(subjects.console, async (req) => ({ output: await driver.consoleOutput(req.uuid, req.lines) }));
+  bus.serve(subjects.console, async (req) => {
+    const output = await driver.consoleOutput(req.uuid, req.lines);
+    if (req.lines !== undefined) return { output };
+    // Until tenant networking exists a guest is reachable only through its forwarded SSH port;
+    // the full console log (openstack console log show) starts by saying so.
+    const spec = JSON.parse(await readFile(join(instancesDir, req.uuid, 'spec.json'), 'utf8').catch(() => '{}')) as Partial<InstanceSpec>;
+    const nic = spec.nics?.find((n) => n.kind === 'user');
+    const port = nic?.kind === 'user' ? nic.sshHostPort : undefined;
+    return { output: port ? `gureum: SSH to this guest: ssh -p ${port} root@127.0.0.1\n${output}` : output };
+  });
   bus.serve(subjects.snapshot, async (req, meta) => {
     const tmp = join(opts.dataDir, 'snapshots', `${req.imageId}.${req.diskFormat}`);
     await mkdir(join(opts.dataDir, 'snapshots'), { recursive: true });

@@ -33,7 +33,7 @@ function addresses(inst: Instance): Record<string, { addr: string; version: numb
 export interface HostStatusLookup { (host: string | null): string }
 
 /** The full server document at the request's microversion, with admin-only fields for admins. */
-export function serverDetail(req: FastifyRequest, auth: AuthContext, inst: Instance, hostStatus?: HostStatusLookup) {
+export function serverDetail(req: FastifyRequest, auth: AuthContext, inst: Instance, hostStatus?: HostStatusLookup, opts: { minimal?: boolean } = {}) {
   const base = computeBase(req);
   const admin = isAllowed(auth, 'os_compute_api:os-extended-server-attributes');
   const f = inst.flavor;
@@ -67,7 +67,6 @@ export function serverDetail(req: FastifyRequest, auth: AuthContext, inst: Insta
         'OS-EXT-SRV-ATTR:root_device_name': '/dev/vda', 'OS-EXT-SRV-ATTR:user_data': inst.userData,
       });
     }
-    if (inst.sshPort) out['gureum:ssh_forward'] = `127.0.0.1:${inst.sshPort}`;
   } else if (atLeast(req, '2.90')) out['OS-EXT-SRV-ATTR:hostname'] = inst.hostname;
   if (atLeast(req, '2.3')) out['os-extended-volumes:volumes_attached'] = [];
   if (atLeast(req, '2.9')) out.locked = inst.locked;
@@ -77,6 +76,12 @@ export function serverDetail(req: FastifyRequest, auth: AuthContext, inst: Insta
   if (atLeast(req, '2.63')) out.trusted_image_certificates = null;
   if (atLeast(req, '2.71')) out.server_groups = inst.serverGroupId ? [inst.serverGroupId] : [];
   if (atLeast(req, '2.16') && hostStatus && isAllowed(auth, 'os_compute_api:servers:show:host_status')) out.host_status = hostStatus(inst.host);
+  if (opts.minimal) {
+    // Before 2.75 the update response is Nova's basic view, without the extension attributes.
+    for (const k of Object.keys(out)) {
+      if (/^(OS-EXT-|OS-SRV-USG:|os-extended-volumes:)/.test(k) || ['config_drive', 'key_name', 'security_groups', 'server_groups', 'host_status'].includes(k)) delete out[k];
+    }
+  }
   if (inst.fault && (inst.vmState === 'error' || inst.vmState === 'deleted')) {
     const fault: Record<string, unknown> = { code: inst.fault.code, created: novaTime(inst.fault.created), message: inst.fault.message };
     if (admin || inst.fault.code !== 500) fault.details = inst.fault.details ?? inst.fault.message;

@@ -16,6 +16,14 @@ function versionDoc(req: FastifyRequest) {
   };
 }
 
+/** The v2.0 API Nova still lists (served by the same code as v2.1 there). */
+function legacyVersionDoc(req: FastifyRequest) {
+  return {
+    id: 'v2.0', status: 'SUPPORTED', version: '', min_version: '', updated: '2011-01-21T11:33:21Z',
+    links: [{ rel: 'self', href: `${computeBase(req)}/v2/` }],
+  };
+}
+
 export interface ComputeMountOptions {
   compute: ComputeService;
   /** Host status for `host_status` (UP, DOWN, MAINTENANCE, UNKNOWN). */
@@ -30,7 +38,8 @@ export function computeMount(o: ComputeMountOptions): ServiceMount {
     formatError: novaError,
     routes: (app) => {
       installMicroversions(app);
-      app.get('/', { config: { auth: false } }, async (req) => ({ versions: [versionDoc(req)] }));
+      app.addHook('onRequest', async (req, reply) => { void reply.header('x-compute-request-id', req.id); });
+      app.get('/', { config: { auth: false } }, async (req) => ({ versions: [legacyVersionDoc(req), versionDoc(req)] }));
       app.get('/v2.1', { config: { auth: false } }, async (req) => ({ version: versionDoc(req) }));
       serverRoutes(app, o.compute, o.hostStatus);
       actionRoutes(app, o.compute);

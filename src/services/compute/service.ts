@@ -66,6 +66,11 @@ const SORT_COLUMNS: Record<string, string> = {
   root_gb: 'root_gb', ephemeral_gb: 'ephemeral_gb', display_description: 'display_description', progress: 'progress',
 };
 
+/** An IPv6 address in its canonical (compressed, lower-case) form, as Nova stores accessIPv6. */
+export function canonicalIPv6(ip: string): string {
+  try { return new URL(`http://[${ip}]/`).hostname.replace(/^\[|\]$/g, ''); } catch { return ip; }
+}
+
 function hostnameFrom(name: string): string {
   const h = name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
   return h || 'server';
@@ -212,7 +217,7 @@ export class ComputeService {
           vcpus: flavor.vcpus, memory_mb: flavor.ram, root_gb: flavor.disk, ephemeral_gb: flavor.ephemeral, swap_mb: flavor.swap,
           host: null, availability_zone: requestedAz?.split(':')[0] || null, requested_az: requestedAz, vm_state: 'building', task_state: 'scheduling',
           power_state: 0, key_name: input.keyName ?? null, key_data: keyData, user_data: input.userData ?? null,
-          config_drive: input.configDrive ? 'True' : '', access_ip_v4: input.accessIPv4 ?? '', access_ip_v6: input.accessIPv6 ?? '',
+          config_drive: input.configDrive ? 'True' : '', access_ip_v4: input.accessIPv4 ?? '', access_ip_v6: input.accessIPv6 ? canonicalIPv6(input.accessIPv6) : '',
           networks: JSON.stringify(networks), ssh_port: null, locked: 0, locked_by: null, locked_reason: null, server_group_id: groupId,
           reservation_id: reservationId, launch_index: i, progress: 0, fault: null, system_metadata: sysMeta,
           created_at: now, updated_at: now, launched_at: null, terminated_at: null, deleted: 0, deleted_at: null,
@@ -315,7 +320,7 @@ export class ComputeService {
       ...(patch.name !== undefined ? { display_name: patch.name } : {}),
       ...(patch.description !== undefined ? { display_description: patch.description } : {}),
       ...(patch.accessIPv4 !== undefined ? { access_ip_v4: patch.accessIPv4 } : {}),
-      ...(patch.accessIPv6 !== undefined ? { access_ip_v6: patch.accessIPv6 } : {}),
+      ...(patch.accessIPv6 !== undefined ? { access_ip_v6: patch.accessIPv6 ? canonicalIPv6(patch.accessIPv6) : '' } : {}),
       ...(patch.hostname !== undefined ? { hostname: patch.hostname } : {}),
     });
     return (await store.getInstance(this.db, uuid))!;

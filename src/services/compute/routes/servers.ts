@@ -70,6 +70,16 @@ const TagsBody = Type.Object({ tags: Type.Array(Tag, { maxItems: 50 }) }, { addi
 
 type Params = { id: string };
 
+/** ISO 8601 as Nova's date-time format accepts it. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+
+/** Metadata keys: 1-255 characters (JSON schema cannot constrain record keys). */
+function checkMetadata(meta: Record<string, string> | undefined): void {
+  for (const k of Object.keys(meta ?? {})) {
+    if (k.length < 1 || k.length > 255) throw new BadRequest(`Invalid input for field/attribute metadata. Value: metadata keys must be 1 to 255 characters long.`);
+  }
+}
+
 function count(v: string | number | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   const n = typeof v === 'number' ? v : Number(v);
@@ -89,8 +99,9 @@ function filtersFrom(q: Record<string, unknown>): ServerFilters {
   for (const d of dirs) if (d !== 'asc' && d !== 'desc') throw new BadRequest(`Invalid sort_dir: ${d}`);
   const time = (v: unknown, name: string) => {
     if (v === undefined) return undefined;
-    const t = Date.parse(String(v));
-    if (Number.isNaN(t)) throw new BadRequest(`Invalid filter field: ${name}.`);
+    const text = String(v);
+    const t = ISO_TIME.test(text) ? Date.parse(text) : NaN;
+    if (Number.isNaN(t)) throw new BadRequest(`Invalid input for query parameters ${name}. Value: ${text}. '${text}' is not a 'date-time'`);
     return new Date(t).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
   };
   return {
@@ -122,6 +133,7 @@ export function serverRoutes(app: FastifyInstance, compute: ComputeService, host
     if (s.description !== undefined && !atLeast(req, '2.19')) throw new BadRequest("Invalid input for field/attribute server. Additional properties are not allowed ('description' was unexpected)");
     if (s.tags !== undefined && !atLeast(req, '2.52')) throw new BadRequest("Invalid input for field/attribute server. Additional properties are not allowed ('tags' was unexpected)");
     if (s.hostname !== undefined && !atLeast(req, '2.90')) throw new BadRequest("Invalid input for field/attribute server. Additional properties are not allowed ('hostname' was unexpected)");
+    checkMetadata(s.metadata);
     const minCount = count(s.min_count, 1);
     const maxCount = count(s.max_count, minCount);
     if (maxCount < minCount) throw new BadRequest('min_count must be <= max_count');
@@ -169,7 +181,7 @@ export function serverRoutes(app: FastifyInstance, compute: ComputeService, host
     const b = req.body.server;
     if (b.description !== undefined && !atLeast(req, '2.19')) throw new BadRequest("Invalid input for field/attribute server. Additional properties are not allowed ('description' was unexpected)");
     const inst = await compute.update(req.ctx.auth!, req.params.id, b);
-    return { server: detail(req, inst) };
+    return { server: serverDetail(req, req.ctx.auth!, inst, hostStatus, { minimal: !atLeast(req, '2.75') }) };
   });
 
   app.delete<{ Params: Params }>('/v2.1/servers/:id', async (req, reply: FastifyReply) => {
@@ -182,10 +194,14 @@ export function serverRoutes(app: FastifyInstance, compute: ComputeService, host
     const inst = await compute.get(req.ctx.auth, req.params.id, 'os_compute_api:server-metadata:index');
     return { metadata: inst.metadata };
   });
-  app.post<{ Params: Params; Body: Static<typeof MetaBody> }>('/v2.1/servers/:id/metadata', { schema: { body: MetaBody } }, async (req) =>
-    ({ metadata: await compute.setMetadata(req.ctx.auth!, req.params.id, req.body.metadata, false) }));
-  app.put<{ Params: Params; Body: Static<typeof MetaBody> }>('/v2.1/servers/:id/metadata', { schema: { body: MetaBody } }, async (req) =>
-    ({ metadata: await compute.setMetadata(req.ctx.auth!, req.params.id, req.body.metadata, true) }));
+  app.post<{ Params: Params; Body: Static<typeof MetaBody> }>('/v2.1/servers/:id/metadata', { schema: { body: MetaBody } }, async (req) => {
+    checkMetadata(req.body.metadata);
+    return { metadata: await compute.setMetadata(req.ctx.auth!, req.params.id, req.body.metadata, false) };
+  });
+  app.put<{ Params: Params; Body: Static<typeof MetaBody> }>('/v2.1/servers/:id/metadata', { schema: { body: MetaBody } }, async (req) => {
+    checkMetadata(req.body.metadata);
+    return { metadata: await compute.setMetadata(req.ctx.auth!, req.params.id, req.body.metadata, true) };
+  });
   app.get<{ Params: Params & { key: string } }>('/v2.1/servers/:id/metadata/:key', async (req) => {
     const inst = await compute.get(req.ctx.auth, req.params.id, 'os_compute_api:server-metadata:index');
     if (!(req.params.key in inst.metadata)) throw new NotFound('Metadata item was not found');
@@ -195,6 +211,7 @@ export function serverRoutes(app: FastifyInstance, compute: ComputeService, host
     const entries = Object.entries(req.body.meta);
     if (entries.length !== 1) throw new BadRequest('Request body contains too many items');
     if (entries[0]![0] !== req.params.key) throw new BadRequest('Request body and URI mismatch');
+    checkMetadata(req.body.meta);
     await compute.setMetadata(req.ctx.auth!, req.params.id, req.body.meta, false);
     return { meta: req.body.meta };
   });
