@@ -125,3 +125,17 @@ test('an instance whose QEMU dies is reported SHUTOFF by the power sync', { time
   await api(cloud, 'DELETE', `/compute/v2.1/servers/${id}`, { token });
   await until('gone', async () => (await show(id)).status === 404, 60_000, 250);
 });
+
+test('a stop right after ACTIVE (guest still booting) powers off gracefully within seconds', { timeout: 120_000 }, async () => {
+  const id = await create('early-stop');
+  await until('ACTIVE', async () => (await show(id)).json.server?.status === 'ACTIVE', 120_000, 50);
+  const t0 = Date.now();
+  const stop = await api(cloud, 'POST', `/compute/v2.1/servers/${id}/action`, { token, body: { 'os-stop': null } });
+  assert.equal(stop.status, 202);
+  await until('SHUTOFF', async () => (await show(id)).json.server?.status === 'SHUTOFF', 60_000, 100);
+  const ms = Date.now() - t0;
+  console.log(`stopped ${ms} ms after asking, while the guest was booting`);
+  assert.ok(ms < 20_000, `the power button is pressed again until the guest listens (took ${ms} ms; the hard-stop fallback is 60 s)`);
+  await api(cloud, 'DELETE', `/compute/v2.1/servers/${id}`, { token });
+  await until('gone', async () => (await show(id)).status === 404, 60_000, 250);
+});

@@ -20,7 +20,8 @@ function versionDoc(req: FastifyRequest) {
 function legacyVersionDoc(req: FastifyRequest) {
   return {
     id: 'v2.0', status: 'SUPPORTED', version: '', min_version: '', updated: '2011-01-21T11:33:21Z',
-    links: [{ rel: 'self', href: `${computeBase(req)}/v2/` }],
+    links: [{ rel: 'self', href: `${computeBase(req)}/v2/` }, { rel: 'describedby', type: 'text/html', href: 'https://docs.openstack.org/' }],
+    'media-types': [{ base: 'application/json', type: 'application/vnd.openstack.compute+json;version=2' }],
   };
 }
 
@@ -41,6 +42,7 @@ export function computeMount(o: ComputeMountOptions): ServiceMount {
       app.addHook('onRequest', async (req, reply) => { void reply.header('x-compute-request-id', req.id); });
       app.get('/', { config: { auth: false } }, async (req) => ({ versions: [legacyVersionDoc(req), versionDoc(req)] }));
       app.get('/v2.1', { config: { auth: false } }, async (req) => ({ version: versionDoc(req) }));
+      app.get('/v2', { config: { auth: false } }, async (req) => ({ version: legacyVersionDoc(req) }));
       serverRoutes(app, o.compute, o.hostStatus);
       actionRoutes(app, o.compute);
       for (const r of o.extra) r(app);

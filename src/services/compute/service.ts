@@ -262,7 +262,8 @@ export class ComputeService {
     if (admin && f.allTenants) {
       if (f.projectId) q = q.where('project_id', '=', f.projectId);
     } else {
-      q = q.where('project_id', '=', (admin && f.projectId) || auth.projectId || '');
+      // Without all_tenants a project filter is ignored, even for admins (Nova bug 1659811).
+      q = q.where('project_id', '=', auth.projectId ?? '');
     }
     if (f.status) {
       const vms = STATUS_TO_VM[f.status.toUpperCase()];

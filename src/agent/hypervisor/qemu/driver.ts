@@ -406,8 +406,14 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
         const started = Date.now();
         this.intent.set(uuid, 'powering-off');
         try {
-          await m.execute('system_powerdown');
-          if (await waitGone(pid, timeoutMs)) {
+          // A press before the guest's ACPI daemon runs is lost: press again every 2 s (as Nova
+          // does with its shutdown retry interval) until the guest is gone or time is up.
+          let gone = false;
+          while (!gone && Date.now() - started < timeoutMs) {
+            await m.execute('system_powerdown').catch(() => undefined);
+            gone = await waitGone(pid, Math.min(2000, Math.max(1, timeoutMs - (Date.now() - started))));
+          }
+          if (gone) {
             this.log.info({ uuid, ms: Date.now() - started }, 'guest powered off');
             return; // the SHUTDOWN handler recorded it and quit QEMU
           }

@@ -1,0 +1,59 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { cleanEnv } from './cloud.ts';
+
+const run = promisify(execFile);
+const here = new URL('../tempest/', import.meta.url).pathname;
+
+export interface TempestResult {
+  passed: string[];
+  failed: string[];
+  skipped: string[];
+  /** Failures no line of the unsupported list explains. */
+  unexpected: string[];
+  workspace: string;
+  minutes: string;
+  summary: string;
+}
+
+/**
+ * Run Debian's tempest in a fresh workspace: `conf` (a template under tests/tempest/ with
+ * @KEY@ placeholders filled from `vars`), the tests matching `regex`, then classify every
+ * failure against `unsupported` (a file of regexes, one per line, `#` comments).
+ */
+export async function runTempest(opts: {
+  label: string; conf: string; vars: Record<string, string>; regex: string; unsupported: string; timeoutMs?: number;
+}): Promise<TempestResult> {
+  const top = mkdtempSync(join(tmpdir(), `tempest-${opts.label}-`));
+  const ws = join(top, 'ws');
+  const env = { ...cleanEnv(), PATH: `/usr/bin:${process.env.PATH ?? ''}` };
+  // Workspaces are registered by name in ~/.tempest; a unique name keeps runs apart.
+  await run('tempest', ['init', '--name', `gureum-${opts.label}-${top.slice(-6)}`, ws], { env });
+  let conf = readFileSync(join(here, opts.conf), 'utf8');
+  for (const [k, v] of Object.entries(opts.vars)) conf = conf.replaceAll(`@${k}@`, v);
+  writeFileSync(join(ws, 'etc', 'tempest.conf'), conf);
+  const started = Date.now();
+  await run('tempest', ['run', '--regex', opts.regex, '--concurrency', '2'],
+    { cwd: ws, env, maxBuffer: 64 * 1024 * 1024, timeout: opts.timeoutMs ?? 0, killSignal: 'SIGINT' })
+    .catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
+  const minutes = ((Date.now() - started) / 60_000).toFixed(1);
+  // subunit2csv exits 1 when any test failed; the CSV is complete either way.
+  const { stdout: csv } = await run('bash', ['-c', 'stestr last --subunit | subunit2csv || true'], { cwd: ws, env, maxBuffer: 64 * 1024 * 1024 });
+  const rows = csv.trim().split(/\r?\n/).slice(1).map((l) => /^(?:"([^"]*)"|([^,]*)),(\w+),/.exec(l)).filter((m) => m !== null)
+    .map((m) => ({ id: (m![1] ?? m![2]!).replace(/\[.*\]$/, ''), status: m![3]! }));
+  const status = (s: string) => rows.filter((r) => r.status === s).map((r) => r.id);
+  const passed = status('success');
+  const failed = status('failure');
+  const skipped = status('skip');
+  const unsupported = readFileSync(join(here, opts.unsupported), 'utf8').split('\n')
+    .map((l) => l.replace(/#.*/, '').trim()).filter(Boolean).map((r) => new RegExp(r));
+  const unexpected = failed.filter((id) => !unsupported.some((r) => r.test(id)));
+  const ran = passed.length + failed.length;
+  const summary = `tempest ${opts.label} (${minutes} min, workspace ${ws}): ${passed.length} passed, ${failed.length} failed ` +
+    `(${failed.length - unexpected.length} of them unsupported features), ${skipped.length} skipped; ` +
+    `${(100 * passed.length / Math.max(ran, 1)).toFixed(1)} % of the tests that ran passed`;
+  return { passed, failed, skipped, unexpected, workspace: ws, minutes, summary };
+}
