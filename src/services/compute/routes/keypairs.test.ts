@@ -1,75 +1,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
-import pg from 'pg';
-import type { AuthContext, TokenValidator } from '../../../api/context.ts';
-import { createApiServer } from '../../../api/server.ts';
-import { Unauthorized } from '../../../common/errors.ts';
-import { createLogger } from '../../../common/logger.ts';
-import { openDatabase, type OpenDatabase } from '../../../db/index.ts';
-import { DEFAULT_COMPUTE_CONFIG, type ComputeDeps } from '../deps.ts';
-import { installMicroversions, novaError } from '../http.ts';
+import type { OpenDatabase } from '../../../db/index.ts';
+import type { ComputeDeps } from '../deps.ts';
 import * as store from '../store.ts';
 import { keypairRoutes, parseSshPublicKey, sshFingerprint } from './keypairs.ts';
+import { caller, harness, type App } from './test-harness.ts';
 
-// ---- harness: an in-memory database and the routes behind the real API server, with a fake token validator ----
-const cred = (userId: string, projectId: string, roles: string[]): AuthContext => ({
-  token: `tok-${userId}`, userId, userName: userId, userDomainId: 'default', projectId, projectDomainId: 'default',
-  roles, roleIds: roles, methods: ['password'], auditIds: ['a'], issuedAt: 0, expiresAt: Date.now() + 3_600_000,
-});
-const USERS: Record<string, AuthContext> = {
-  admin: cred('u-admin', 'p-admin', ['admin', 'member', 'reader']),
-  alice: cred('u-alice', 'p-one', ['member', 'reader']),
-  bob: cred('u-bob', 'p-two', ['member', 'reader']),
-};
-const validator: TokenValidator = {
-  async validate(token) {
-    const u = Object.values(USERS).find((x) => x.token === token);
-    if (!u) throw new Unauthorized();
-    return u;
-  },
-};
-type App = ReturnType<typeof createApiServer>;
-/** In-memory SQLite, or a new database on GUREUM_TEST_POSTGRES_URL's server to run the same tests on PostgreSQL. */
-async function freshDatabase(): Promise<OpenDatabase> {
-  const base = process.env.GUREUM_TEST_POSTGRES_URL;
-  if (!base) return openDatabase(':memory:');
-  const name = `t_${randomBytes(6).toString('hex')}`;
-  const c = new pg.Client({ connectionString: base });
-  await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
-  await c.end();
-  const u = new URL(base);
-  u.pathname = `/${name}`;
-  return openDatabase(u.toString());
-}
-async function harness(mount: (app: FastifyInstance, deps: ComputeDeps) => void): Promise<{ app: App; deps: ComputeDeps; dbh: OpenDatabase }> {
-  const dbh = await freshDatabase();
-  const log = createLogger('silent');
-  const deps: ComputeDeps = { db: dbh.db, log, cfg: DEFAULT_COMPUTE_CONFIG };
-  const app = createApiServer({ log, validator, maxBodyBytes: 1 << 20 }, [{
-    prefix: '/compute', formatError: novaError, routes: (scope) => { installMicroversions(scope); mount(scope, deps); },
-  }]);
-  await app.ready();
-  return { app, deps, dbh };
-}
-type Call = { status: number; body: Record<string, any> };
-function caller(app: App) {
-  return async (who: keyof typeof USERS, method: string, path: string, body?: unknown, version?: string): Promise<Call> => {
-    const res = await app.inject({
-      method: method as 'GET', url: `/compute/v2.1${path}`, payload: body === undefined ? undefined : JSON.stringify(body),
-      headers: { 'x-auth-token': USERS[who]!.token, ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(version ? { 'openstack-api-version': `compute ${version}` } : {}) },
-    });
-    return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : {} };
-  };
-}
-// ---- end harness ----
 
 const work = mkdtempSync(join(tmpdir(), 'gureum-kp-test-'));
 /** A key from the real ssh-keygen, as users import them. */
