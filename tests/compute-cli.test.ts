@@ -8,11 +8,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { QmpClient } from '../src/agent/hypervisor/qemu/qmp.ts';
-import { api, openstack, openstackFails, passwordToken, startCloud, type Cloud } from './helpers/cloud.ts';
+import { api, openstack, openstackFails, passwordToken, startCloud, type Cloud, qemuProcesses } from './helpers/cloud.ts';
 
 const run = promisify(execFile);
 let cloud: Cloud;
@@ -58,17 +58,6 @@ function qemuPid(uuid: string): number | undefined {
   if (!existsSync(f)) return undefined;
   const pid = Number(readFileSync(f, 'utf8').trim());
   try { process.kill(pid, 0); return pid; } catch { return undefined; }
-}
-
-function qemuProcesses(uuid: string): number {
-  let n = 0;
-  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      if (cmd.includes(uuid) && (cmd.split('\0')[0] ?? '').includes('qemu-system')) n++;
-    } catch { /* gone */ }
-  }
-  return n;
 }
 
 async function ssh(port: string, key: string, cmd: string): Promise<string> {

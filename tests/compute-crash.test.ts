@@ -7,9 +7,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { api, openstack, passwordToken, startCloud, type Cloud } from './helpers/cloud.ts';
+import { api, openstack, passwordToken, startCloud, type Cloud, qemuProcesses } from './helpers/cloud.ts';
 
 let cloud: Cloud;
 let token: string;
@@ -24,17 +24,6 @@ function agentPid(): number {
 
 function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
-}
-
-function qemuProcesses(uuid: string): number {
-  let n = 0;
-  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      if (cmd.includes(uuid) && (cmd.split('\0')[0] ?? '').includes('qemu-system')) n++;
-    } catch { /* gone */ }
-  }
-  return n;
 }
 
 async function until<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 120_000, everyMs = 100): Promise<T> {

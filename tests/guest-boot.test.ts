@@ -12,12 +12,12 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../src/cli/nats.ts';
 import { ensureGuestImages, type GuestImages } from '../src/cli/guest-images.ts';
+import { powerButton } from './helpers/guest.ts';
 
 const run = promisify(execFile);
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -91,40 +91,12 @@ function ssh(g: Guest, cmd: string) {
     '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', 'root@127.0.0.1', cmd]);
 }
 
-/** Sends one QMP command (after the capabilities handshake) and resolves with its reply. */
-async function qmp(path: string, execute: string): Promise<unknown> {
-  const sock = connect(path);
-  let buf = '';
-  const lines: unknown[] = [];
-  let wake = () => {};
-  sock.on('data', (d: Buffer) => {
-    buf += d.toString();
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) { lines.push(JSON.parse(buf.slice(0, i))); buf = buf.slice(i + 1); }
-    wake();
-  });
-  const reply = async () => {
-    for (;;) {
-      const i = lines.findIndex((l) => typeof l === 'object' && l !== null && ('return' in l || 'error' in l || 'QMP' in l));
-      if (i >= 0) return lines.splice(i, 1)[0];
-      await new Promise<void>((r) => { wake = r; });
-    }
-  };
-  try {
-    await reply(); // greeting
-    sock.write('{"execute":"qmp_capabilities"}\n');
-    await reply();
-    sock.write(`${JSON.stringify({ execute })}\n`);
-    return await reply();
-  } finally {
-    sock.destroy();
-  }
-}
 
 /** QMP system_powerdown (the ACPI power button) must make the guest power off: QEMU exits 0. */
 async function assertPowersOff(g: Guest, withinMs = 5000): Promise<number> {
   const started = Date.now();
   const exited = once(g.qemu, 'exit');
-  assert.deepEqual(await qmp(g.qmpPath, 'system_powerdown'), { return: {} });
+  await powerButton(g.qmpPath);
   const timer = setTimeout(() => g.qemu.kill('SIGKILL'), withinMs);
   const [code, signal] = await exited;
   clearTimeout(timer);

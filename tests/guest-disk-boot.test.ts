@@ -11,12 +11,12 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../src/cli/nats.ts';
 import { ensureGuestImages, type GuestImages } from '../src/cli/guest-images.ts';
+import { powerButton } from './helpers/guest.ts';
 
 const run = promisify(execFile);
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -36,34 +36,6 @@ after(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-/** Sends one QMP command (after the capabilities handshake) and resolves with its reply. */
-async function qmp(path: string, execute: string): Promise<unknown> {
-  const sock = connect(path);
-  let buf = '';
-  const lines: unknown[] = [];
-  let wake = () => {};
-  sock.on('data', (d: Buffer) => {
-    buf += d.toString();
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) { lines.push(JSON.parse(buf.slice(0, i))); buf = buf.slice(i + 1); }
-    wake();
-  });
-  const reply = async () => {
-    for (;;) {
-      const i = lines.findIndex((l) => typeof l === 'object' && l !== null && ('return' in l || 'error' in l || 'QMP' in l));
-      if (i >= 0) return lines.splice(i, 1)[0];
-      await new Promise<void>((r) => { wake = r; });
-    }
-  };
-  try {
-    await reply(); // greeting
-    sock.write('{"execute":"qmp_capabilities"}\n');
-    await reply();
-    sock.write(`${JSON.stringify({ execute })}\n`);
-    return await reply();
-  } finally {
-    sock.destroy();
-  }
-}
 
 test('boots through SeaBIOS and syslinux to SSH with the config drive; powers off on system_powerdown', { timeout: 240_000 }, async () => {
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, 'key')]);
@@ -113,7 +85,7 @@ test('boots through SeaBIOS and syslinux to SSH with the config drive; powers of
 
   const down = Date.now();
   const exited = once(qemu, 'exit');
-  assert.deepEqual(await qmp(qmpPath, 'system_powerdown'), { return: {} });
+  await powerButton(qmpPath);
   const timer = setTimeout(() => qemu!.kill('SIGKILL'), 5000);
   const [code, signal] = await exited;
   clearTimeout(timer);

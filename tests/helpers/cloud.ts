@@ -128,3 +128,15 @@ export async function otherProject(env: NodeJS.ProcessEnv, name: string): Promis
     env: { ...env, OS_USERNAME: `user-${name}`, OS_PASSWORD: `pw-${name}`, OS_PROJECT_NAME: name, OS_USER_DOMAIN_NAME: 'Default', OS_PROJECT_DOMAIN_NAME: 'Default' },
   };
 }
+
+/** How many QEMU processes run for an instance (its uuid is on their command line). */
+export function qemuProcesses(uuid: string): number {
+  let n = 0;
+  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      if (cmd.includes(uuid) && (cmd.split('\0')[0] ?? '').includes('qemu-system')) n++;
+    } catch { /* gone */ }
+  }
+  return n;
+}
