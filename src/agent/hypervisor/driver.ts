@@ -22,7 +22,13 @@ export interface DiskSpec {
 
 /** A network interface. `user` is QEMU's built-in NAT (used until tenant networking exists). */
 export type NicSpec =
-  | { kind: 'user'; mac: string; /** forward 127.0.0.1:<port> on the host to the guest's port 22 */ sshHostPort?: number }
+  | {
+    kind: 'user'; mac: string;
+    /** forward 127.0.0.1:<port> on the host to the guest's port 22 */
+    sshHostPort?: number;
+    /** Unix socket of this instance's metadata server, reached by the guest as http://169.254.169.254/ */
+    metadataSocket?: string;
+  }
   | { kind: 'tap'; mac: string; ifname: string };
 
 export type BootSpec =
