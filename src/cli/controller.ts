@@ -135,6 +135,7 @@ function computeImageApi(images: ImageService, publicUrl: string): ImageApi {
     })).id,
     status: async (auth, id) => (await images.getImage(auth, id)).status,
     discard: async (auth, id) => { await images.deleteImage(auth, id); },
+    delete: async (auth, id) => { await images.deleteImage(auth, id); },
   };
 }
 

@@ -31,4 +31,6 @@ export interface ImageApi {
   status(auth: AuthContext, id: string): Promise<string>;
   /** Mark a queued snapshot image failed (killed/deleted) when the snapshot could not be taken. */
   discard(auth: AuthContext, id: string): Promise<void>;
+  /** Delete an image as the caller (Glance's rules: 404 when invisible, 403 when not theirs or protected). */
+  delete(auth: AuthContext, id: string): Promise<void>;
 }
