@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { InstanceSpec } from '../driver.ts';
-import { qemuArgv, shQuote } from './cmdline.ts';
+import { qemuArgv, shQuote, USER_NETWORK } from './cmdline.ts';
 
 const base: InstanceSpec = {
   uuid: '8d0e6a47-2f1c-4c3e-9b0e-1f6d7f7c2a11', name: 'instance-0000002a', vcpus: 1, memoryMb: 256,
@@ -39,7 +39,7 @@ test('kernel boot: microvm, virtio-mmio, PVH kernel with the fast command line',
     'file=/inst/disk.config,if=none,id=disk1,format=raw,cache=writeback,readonly=on',
   ]);
   assert.deepEqual(values(argv, '-netdev'), [
-    'user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22',
+    'user,id=net0,net=169.254.169.0/24,host=169.254.169.1,dns=169.254.169.3,dhcpstart=169.254.169.15,hostfwd=tcp:127.0.0.1:2222-:22',
     'tap,id=net1,ifname=tap1234,script=no,downscript=no',
   ]);
   for (const flag of ['-nodefaults', '-no-user-config', '-no-shutdown']) assert.ok(argv.includes(flag), flag);
@@ -72,7 +72,26 @@ test('resume from a state file; commas and quotes in paths are escaped', () => {
   assert.equal(shQuote("a'b"), `'a'\\''b'`);
 });
 
+test('user NIC with a metadata socket: slirp network holding 169.254.169.254, guestfwd through socat, SSH forward kept', () => {
+  const nic = { kind: 'user' as const, mac: '52:54:00:00:00:01', sshHostPort: 2222, metadataSocket: '/var/lib/gureum/instances/8d0e/metadata.sock' };
+  const argv = qemuArgv({ ...base, nics: [nic] }, { accel: 'tcg' }, { dir: '/inst' });
+  assert.deepEqual(values(argv, '-netdev'), [
+    'user,id=net0,net=169.254.169.0/24,host=169.254.169.1,dns=169.254.169.3,dhcpstart=169.254.169.15,hostfwd=tcp:127.0.0.1:2222-:22,'
+    + 'guestfwd=tcp:169.254.169.254:80-cmd:socat -T 60 - UNIX-CONNECT:/var/lib/gureum/instances/8d0e/metadata.sock',
+  ]);
+  assert.equal(USER_NETWORK.guest, '169.254.169.15');
+  // without SSH forward: the same network, no hostfwd
+  const [only] = values(qemuArgv({ ...base, nics: [{ kind: 'user', mac: nic.mac, metadataSocket: '/i/metadata.sock' }] }, { accel: 'tcg' }, { dir: '/i' }), '-netdev');
+  assert.equal(only, 'user,id=net0,net=169.254.169.0/24,host=169.254.169.1,dns=169.254.169.3,dhcpstart=169.254.169.15,'
+    + 'guestfwd=tcp:169.254.169.254:80-cmd:socat -T 60 - UNIX-CONNECT:/i/metadata.sock');
+  // paths QEMU, libslirp's argv split or socat's address syntax would mangle, and over-long ones, are refused
+  for (const bad of ['/a,b/metadata.sock', '/a b/m.sock', '/a:b/m.sock', "/a'b/m.sock", 'relative/m.sock', `/${'x'.repeat(120)}`]) {
+    assert.throws(() => qemuArgv({ ...base, nics: [{ ...nic, metadataSocket: bad }] }, { accel: 'tcg' }, { dir: '/i' }), /metadata socket path/, bad);
+  }
+});
+
 test('invalid values are refused', () => {
+  assert.throws(() => qemuArgv({ ...base, nics: [{ kind: 'user', mac: '52:54:00:00:00:01', sshHostPort: 70000 }] }, { accel: 'tcg' }, { dir: '/i' }), /SSH host port/);
   assert.throws(() => qemuArgv({ ...base, vcpus: 0 }, { accel: 'tcg' }, { dir: '/i' }), /vcpus/);
   assert.throws(() => qemuArgv({ ...base, nics: [{ kind: 'user', mac: 'zz' }] }, { accel: 'tcg' }, { dir: '/i' }), /MAC/);
   assert.throws(() => qemuArgv({ ...base, nics: [{ kind: 'tap', mac: '52:54:00:00:00:01', ifname: 'a,b' }] }, { accel: 'tcg' }, { dir: '/i' }), /tap/);

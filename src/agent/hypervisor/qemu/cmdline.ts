@@ -54,6 +54,44 @@ export function shQuote(s: string): string {
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
+/**
+ * The network of every user-mode (slirp) NIC. slirp only intercepts guest traffic to
+ * addresses inside its own virtual network (guestfwd, its host and DNS aliases), so the
+ * network is the /24 that holds the metadata address 169.254.169.254 rather than slirp's
+ * default 10.0.2.0/24. The guest's first DHCP lease is `guest` (checked with the tiny
+ * guest's udhcpc: 169.254.169.15/24, default route via `gateway`, DNS `dns`).
+ */
+export const USER_NETWORK = {
+  cidr: '169.254.169.0/24',
+  /** slirp's host alias: the gateway; it also reaches the host's 127.0.0.1 (slirp's restrict=off default). */
+  gateway: '169.254.169.1',
+  dns: '169.254.169.3',
+  /** The first (and, with one NIC per slirp, only) DHCP lease. */
+  guest: '169.254.169.15',
+  metadata: '169.254.169.254',
+} as const;
+
+/**
+ * A path that can go into the guestfwd command unquoted: QEMU splits the netdev options at
+ * commas, libslirp splits the command like a shell, socat splits addresses at `:` and `,`.
+ * Unix socket paths are limited to 107 bytes (sun_path).
+ */
+const SOCKET_PATH = /^\/[\w./+@-]+$/;
+
+/**
+ * slirp's guestfwd for the metadata service: each TCP connection the guest opens to
+ * 169.254.169.254:80 starts one `socat` that joins it to the instance's metadata socket.
+ * (A `-chardev` guestfwd connects once at QEMU start and serves only the first connection;
+ * `cmd:` needs no socket at QEMU start and survives the metadata server's restarts.)
+ * socat's -T closes a connection idle for 60 s.
+ */
+export function metadataGuestfwd(socketPath: string): string {
+  if (!SOCKET_PATH.test(socketPath) || Buffer.byteLength(socketPath) > 107) {
+    throw new Error(`metadata socket path not usable in a QEMU guestfwd (absolute, [A-Za-z0-9_./+@-], at most 107 bytes): ${socketPath}`);
+  }
+  return `guestfwd=tcp:${USER_NETWORK.metadata}:80-cmd:socat -T 60 - UNIX-CONNECT:${socketPath}`;
+}
+
 export function qemuArgv(spec: InstanceSpec, host: Pick<HostCapabilities, 'accel'>, opts: LaunchOptions): string[] {
   if (!Number.isInteger(spec.vcpus) || spec.vcpus < 1) throw new Error(`invalid vcpus ${spec.vcpus}`);
   if (!Number.isInteger(spec.memoryMb) || spec.memoryMb < 16) throw new Error(`invalid memoryMb ${spec.memoryMb}`);
@@ -106,8 +144,13 @@ export function qemuArgv(spec: InstanceSpec, host: Pick<HostCapabilities, 'accel
   spec.nics.forEach((n, i) => {
     if (!MAC.test(n.mac)) throw new Error(`invalid MAC address ${n.mac}`);
     if (n.kind === 'user') {
-      const netdev = [`user`, `id=net${i}`];
-      if (n.sshHostPort !== undefined) netdev.push(`hostfwd=tcp:127.0.0.1:${n.sshHostPort}-:22`);
+      const netdev = [`user`, `id=net${i}`, `net=${USER_NETWORK.cidr}`, `host=${USER_NETWORK.gateway}`, `dns=${USER_NETWORK.dns}`,
+        `dhcpstart=${USER_NETWORK.guest}`];
+      if (n.sshHostPort !== undefined) {
+        if (!Number.isInteger(n.sshHostPort) || n.sshHostPort < 1 || n.sshHostPort > 65535) throw new Error(`invalid SSH host port ${n.sshHostPort}`);
+        netdev.push(`hostfwd=tcp:127.0.0.1:${n.sshHostPort}-:22`);
+      }
+      if (n.metadataSocket !== undefined) netdev.push(metadataGuestfwd(n.metadataSocket));
       argv.push('-netdev', netdev.join(','));
     } else {
       if (!/^[\w.-]{1,15}$/.test(n.ifname)) throw new Error(`invalid tap interface name ${n.ifname}`);
