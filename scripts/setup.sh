@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Gureum needs on a fresh Debian machine, idempotently:
-#   - Debian packages: nats-server (the bus), QEMU and the guest-image tools; with --test also the real clients and
+#   - Debian packages: nats-server (the bus), QEMU, socat (the metadata service's guestfwd) and the guest-image tools; with --test also the real clients and
 #     servers the test suite drives (python3-openstackclient, postgresql, tempest).
 #   - npm packages from package-lock.json.
 # Quick when everything is present: it checks before it installs.
@@ -9,7 +9,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 want_test=0
 for a in "$@"; do [ "$a" = "--test" ] && want_test=1; done
 
-pkgs=(nats-server qemu-system-x86 qemu-utils genisoimage cpio xz-utils mtools dosfstools syslinux syslinux-common)
+pkgs=(nats-server qemu-system-x86 qemu-utils socat genisoimage cpio xz-utils mtools dosfstools syslinux syslinux-common)
 [ "$want_test" = 1 ] && pkgs+=(python3-openstackclient postgresql tempest openssh-client)
 missing=()
 for p in "${pkgs[@]}"; do
