@@ -11,63 +11,24 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { QmpClient } from '../src/agent/hypervisor/qemu/qmp.ts';
 import { api, openstack, openstackFails, passwordToken, startCloud, type Cloud, qemuProcesses } from './helpers/cloud.ts';
+import { computeTools, ssh, until, type Server } from './helpers/compute.ts';
 
 const run = promisify(execFile);
 let cloud: Cloud;
 let token: string;
-const os = (...args: string[]) => openstack(cloud.env, ...args);
-const json = async <T = Record<string, unknown>>(...args: string[]) => (await os(...args, '-f', 'json')) as T;
-type Server = Record<string, unknown> & { id: string; status: string };
-
-const instDir = (uuid: string) => join(cloud.dir, 'data', 'agent', 'instances', uuid);
-
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 90_000, everyMs = 250): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await f();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) { last = err; }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
-
-async function server(id: string): Promise<Server> {
-  return json<Server>('server', 'show', id);
-}
-
-async function waitStatus(id: string, status: string): Promise<Server> {
-  return until(`server ${id} to be ${status}`, async () => {
-    const s = await server(id);
-    if (s.status === 'ERROR' && status !== 'ERROR') throw new Error(`server went to ERROR: ${JSON.stringify(s.fault)}`);
-    return s.status === status && s['OS-EXT-STS:task_state'] === null ? s : undefined;
-  });
-}
-
-async function qemuStatus(uuid: string): Promise<string> {
-  const m = await QmpClient.connect(join(instDir(uuid), 'qmp-debug.sock'), { timeoutMs: 3000 });
-  try { return (await m.execute('query-status')).status; } finally { m.close(); }
-}
-
-function qemuPid(uuid: string): number | undefined {
-  const f = join(instDir(uuid), 'qemu.pid');
-  if (!existsSync(f)) return undefined;
-  const pid = Number(readFileSync(f, 'utf8').trim());
-  try { process.kill(pid, 0); return pid; } catch { return undefined; }
-}
-
-async function ssh(port: string, key: string, cmd: string): Promise<string> {
-  const { stdout } = await run('ssh', ['-i', key, '-p', port, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
-    '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', 'root@127.0.0.1', cmd]);
-  return stdout;
-}
+let t: ReturnType<typeof computeTools>;
+const os = (...args: string[]) => t.os(...args);
+const json = <T = Record<string, unknown>>(...args: string[]) => t.json<T>(...args);
+const instDir = (uuid: string) => t.instDir(uuid);
+const server = (id: string) => t.server(id);
+const waitStatus = (id: string, status: string) => t.waitStatus(id, status);
+const qemuStatus = (uuid: string) => t.qemuStatus(uuid);
+const qemuPid = (uuid: string) => t.qemuPid(uuid);
 
 before(async () => {
   cloud = await startCloud();
+  t = computeTools(cloud);
   token = await passwordToken(cloud, { name: 'admin', password: cloud.password }, (await json<{ id: string }>('project', 'show', 'admin')).id);
 });
 after(async () => { await cloud?.stop(); });

@@ -1,18 +1,16 @@
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Bus, HealthPing } from '../bus/index.ts';
 import {
-  AgentHeartbeat, AgentHello, agentSubjects, type BuildRequest, type HostReport, type ImageRef, type InstanceVerb, type PowerCode, type StateReply,
+  AgentHeartbeat, AgentHello, agentSubjects, type HostReport, type ImageRef, type InstanceVerb, type PowerCode, type StateReply,
 } from '../bus/compute.ts';
 import type { Logger } from '../common/logger.ts';
 import { PowerStateCode, type HostCapabilities, type InstanceSpec, type InstanceState } from './hypervisor/driver.ts';
 import { QemuDriver } from './hypervisor/qemu/driver.ts';
-import { buildConfigDrive } from './storage/config-drive.ts';
-import { createEphemeral, createRootOverlay, createSwap } from './storage/disks.ts';
+import { InstanceLifecycle } from './lifecycle.ts';
 import { ImageCache, type ImageSource } from './storage/image-cache.ts';
 
 export interface AgentOptions {
@@ -31,19 +29,6 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function code(s: InstanceState): PowerCode { return PowerStateCode[s.power] as PowerCode; }
 
-/** A free TCP port on 127.0.0.1 for a guest's forwarded SSH. */
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * The compute agent: one per host. Registers the host, answers the conductor's commands
  * through the hypervisor driver, reports power states on a heartbeat, and on start
@@ -60,8 +45,6 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const bus = await Bus.connect(opts.natsUrl, log, `gureum-agent-${host}`);
   const subjects = agentSubjects(host);
   const startedAt = new Date().toISOString();
-  /** Instances with a build in progress here (reported as nostate until spawned). */
-  const building = new Set<string>();
 
   async function report(): Promise<HostReport> {
     const instances: Record<string, PowerCode> = {};
@@ -85,48 +68,6 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     };
   };
 
-  async function build(req: BuildRequest, requestId: string): Promise<StateReply> {
-    const rlog = log.child({ request_id: requestId, instance: req.uuid });
-    const dir = join(instancesDir, req.uuid);
-    building.add(req.uuid);
-    try {
-      const started = Date.now();
-      await mkdir(dir, { recursive: true });
-      const [base, kernel, ramdisk] = await Promise.all([
-        cache.ensure(req.image.id, req.image.sha512, source(req.image, req.token)),
-        req.kernel ? cache.ensure(req.kernel.id, req.kernel.sha512, source(req.kernel, req.token)) : undefined,
-        req.ramdisk ? cache.ensure(req.ramdisk.id, req.ramdisk.sha512, source(req.ramdisk, req.token)) : undefined,
-      ]);
-      const root = join(dir, 'disk');
-      await createRootOverlay(base, req.image.diskFormat === 'qcow2' ? 'qcow2' : 'raw', root, req.rootGb > 0 ? req.rootGb : undefined);
-      const disks: InstanceSpec['disks'] = [{ path: root, format: 'qcow2' }];
-      if (req.ephemeralGb > 0) {
-        await createEphemeral(join(dir, 'disk.eph0'), req.ephemeralGb);
-        disks.push({ path: join(dir, 'disk.eph0'), format: 'qcow2' });
-      }
-      if (req.swapMb > 0) {
-        await createSwap(join(dir, 'disk.swap'), req.swapMb);
-        disks.push({ path: join(dir, 'disk.swap'), format: 'raw' });
-      }
-      await buildConfigDrive(join(dir, 'disk.config'), {
-        metaData: req.metaData, userData: req.userData ? Buffer.from(req.userData, 'base64') : undefined,
-        networkData: req.networkData, vendorData: req.vendorData,
-      });
-      disks.push({ path: join(dir, 'disk.config'), format: 'raw', readonly: true });
-      const sshHostPort = req.network === 'auto' ? await freeLoopbackPort() : undefined;
-      const spec: InstanceSpec = {
-        uuid: req.uuid, name: req.name, vcpus: req.vcpus, memoryMb: req.memoryMb,
-        boot: kernel ? { kind: 'kernel', kernel, ramdisk, cmdline: req.cmdline } : { kind: 'disk' },
-        disks, nics: req.network === 'auto' ? [{ kind: 'user', mac: req.mac, sshHostPort }] : [],
-      };
-      await driver.spawn(spec);
-      rlog.info({ ms: Date.now() - started, boot: spec.boot.kind, sshHostPort }, 'instance spawned');
-      return { power: 1, sshHostPort };
-    } finally {
-      building.delete(req.uuid);
-    }
-  }
-
   async function act(uuid: string, verb: InstanceVerb, timeoutMs: number): Promise<StateReply> {
     switch (verb) {
       case 'stop': await driver.powerOff(uuid, timeoutMs); break;
@@ -148,7 +89,16 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     return { power: code(st), cpuTimeNs: st.cpuTimeNs, memoryKb: st.memoryKb };
   }
 
-  bus.serve(subjects.build, (req, meta) => build(req, meta.requestId));
+  const life = new InstanceLifecycle({ driver, cache, instancesDir, log, source });
+  const building = life.building;
+  const rlog = (requestId: string, uuid: string) => log.child({ request_id: requestId, instance: uuid });
+  bus.serve(subjects.build, (req, meta) => life.build(req, rlog(meta.requestId, req.uuid)));
+  bus.serve(subjects.rebuild, (req, meta) => life.rebuild(req, rlog(meta.requestId, req.uuid)));
+  bus.serve(subjects.resize, (req, meta) => life.resize(req, rlog(meta.requestId, req.uuid)));
+  bus.serve(subjects.resizeConfirm, async (req) => { await life.confirmResize(req.uuid); return { ok: true as const }; });
+  bus.serve(subjects.resizeRevert, (req, meta) => life.revertResize(req.uuid, req.powerOn, rlog(meta.requestId, req.uuid)));
+  bus.serve(subjects.rescue, (req, meta) => life.rescue(req, rlog(meta.requestId, req.uuid)));
+  bus.serve(subjects.unrescue, (req, meta) => life.unrescue(req.uuid, rlog(meta.requestId, req.uuid)));
   bus.serve(subjects.action, (req) => act(req.uuid, req.verb, req.timeoutMs ?? 60_000));
   bus.serve(subjects.remove, async (req) => {
     const existed = existsSync(join(instancesDir, req.uuid));

@@ -73,6 +73,38 @@ export type InstanceVerb = 'stop' | 'start' | 'reboot-soft' | 'reboot-hard' | 'p
 export interface ActionRequest { uuid: string; verb: InstanceVerb; timeoutMs?: number }
 export interface StateReply { power: PowerCode; cpuTimeNs?: number; memoryKb?: number; /** host port forwarded to the guest's SSH (user-mode NIC) */ sshHostPort?: number }
 
+/** Rebuild: the same instance from a (new) image: disks and config drive made afresh, guest started again when powerOn. */
+export interface RebuildRequest extends BuildRequest {
+  powerOn: boolean;
+  /** How long a running guest gets to shut down cleanly first. */
+  shutdownTimeoutMs: number;
+  /** Keep the ephemeral disk's contents (rebuild's preserve_ephemeral). */
+  preserveEphemeral?: boolean;
+}
+
+/** Resize on the same host: the guest is shut down, its disks kept for a revert, then started with the new flavor. */
+export interface ResizeRequest {
+  uuid: string;
+  vcpus: number;
+  memoryMb: number;
+  rootGb: number;
+  ephemeralGb: number;
+  swapMb: number;
+  powerOn: boolean;
+  shutdownTimeoutMs: number;
+}
+
+/** Rescue: boot a rescue image with the instance's own root disk attached second (vdb). */
+export interface RescueRequest {
+  uuid: string;
+  image: ImageRef;
+  kernel?: ImageRef;
+  ramdisk?: ImageRef;
+  cmdline?: string;
+  token: string;
+  shutdownTimeoutMs: number;
+}
+
 export interface SnapshotRequest { uuid: string; imageId: string; uploadUrl: string; token: string; diskFormat: 'qcow2' | 'raw' }
 
 export function agentSubjects(host: string) {
@@ -84,5 +116,11 @@ export function agentSubjects(host: string) {
     state: s<{ uuid: string }, StateReply & { exists: boolean }>('state'),
     console: s<{ uuid: string; lines?: number }, { output: string }>('console'),
     snapshot: s<SnapshotRequest, { size: number }>('snapshot'),
+    rebuild: s<RebuildRequest, StateReply>('rebuild'),
+    resize: s<ResizeRequest, StateReply>('resize'),
+    resizeConfirm: s<{ uuid: string }, { ok: true }>('resize-confirm'),
+    resizeRevert: s<{ uuid: string; powerOn: boolean }, StateReply>('resize-revert'),
+    rescue: s<RescueRequest, StateReply>('rescue'),
+    unrescue: s<{ uuid: string }, StateReply>('unrescue'),
   };
 }

@@ -82,6 +82,10 @@ export interface HypervisorDriver {
   adopt(): Promise<Map<string, InstanceState>>;
   /** Start a new instance; resolves once QEMU runs the guest (not when the guest has booted). */
   spawn(spec: InstanceSpec): Promise<void>;
+  /** Replace the saved spec of an instance that is not running; it stays shut off. */
+  define(spec: InstanceSpec): Promise<void>;
+  /** The saved spec of an instance on this host. */
+  getSpec(uuid: string): Promise<InstanceSpec>;
   /** Hard stop (kill) if running; files stay. Idempotent. */
   destroy(uuid: string): Promise<void>;
   /** ACPI power button, wait up to timeoutMs for the guest to power off, then hard stop. */

@@ -73,6 +73,15 @@ export async function createRootOverlay(base: string, baseFormat: 'qcow2' | 'raw
   await qemuImg(args);
 }
 
+/** Grow a disk to sizeGb (resize to a larger flavor); a disk already that large is left alone. Never shrinks. */
+export async function growDisk(path: string, sizeGb: number, format: 'qcow2' | 'raw' = 'qcow2'): Promise<boolean> {
+  const want = Math.round(sizeGb * GiB);
+  const have = await virtualSize(path, format);
+  if (want <= have) return false;
+  await qemuImg(['resize', '-q', '-f', format, path, String(want)]);
+  return true;
+}
+
 /** A blank qcow2 disk of sizeGb (unformatted; the guest formats it, or cloud-init does). */
 export async function createEphemeral(dest: string, sizeGb: number): Promise<void> {
   if (!(sizeGb > 0)) throw new Error(`ephemeral size must be positive, got ${sizeGb}`);

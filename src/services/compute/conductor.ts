@@ -54,7 +54,7 @@ export class Conductor {
 
   constructor(
     private readonly deps: ComputeDeps,
-    private readonly bus: Bus,
+    readonly bus: Bus,
     private readonly images: ImageApi,
     private readonly scheduler: PlacementEngine,
     private readonly log: Logger,
@@ -64,8 +64,9 @@ export class Conductor {
   async start(): Promise<void> {
     this.bus.serve(AgentHello, async (report) => this.onHello(report), 'controllers');
     this.bus.subscribe(AgentHeartbeat, (report) => { void this.onHeartbeat(report).catch((err: unknown) => this.log.warn({ err }, 'heartbeat failed')); });
-    const pending = await this.deps.db.selectFrom('instances').select(['uuid']).where('deleted', '=', 0).where('task_state', '=', 'scheduling').execute();
-    for (const p of pending) this.build(p.uuid, { requestId: `req-resume-${p.uuid}`, token: '', log: this.log });
+    const pending = await this.deps.db.selectFrom('instances').select(['uuid', 'task_state']).where('deleted', '=', 0)
+      .where((eb) => eb.or([eb('task_state', '=', 'scheduling'), eb.and([eb('task_state', '=', 'unshelving'), eb('host', 'is', null)])])).execute();
+    for (const p of pending) this.build(p.uuid, { requestId: `req-resume-${p.uuid}`, token: '', log: this.log }, p.task_state === 'unshelving' ? 'unshelving' : 'scheduling');
     this.timer = setInterval(() => { void this.reconcile().catch((err: unknown) => this.log.warn({ err }, 'reconcile failed')); }, 15_000);
     this.timer.unref();
   }
@@ -114,7 +115,7 @@ export class Conductor {
     for (const m of mine) {
       const power = r.instances[m.uuid];
       if (m.task_state === null) continue;
-      if (m.task_state === 'spawning' || m.task_state === 'scheduling') {
+      if (m.task_state === 'spawning' || m.task_state === 'scheduling' || m.task_state === 'unshelving') {
         if (power === 1) await this.settle(m.uuid, [m.task_state], { vm_state: 'active', task_state: null, power_state: 1, launched_at: isoNow() }, 'agent restarted; the guest was running');
         else await this.fail(m.uuid, [m.task_state], new Error(`The compute agent on ${r.host} restarted while building the instance.`));
       } else if (m.task_state === 'deleting') {
@@ -185,26 +186,38 @@ export class Conductor {
   // ---- build ----
 
   /** Schedule and boot an accepted instance (returns at once; the outcome lands in the database). */
-  build(uuid: string, wc: WorkContext): void {
+  build(uuid: string, wc: WorkContext, task: 'scheduling' | 'unshelving' = 'scheduling'): void {
     if (this.inflight.has(uuid)) return;
     this.inflight.add(uuid);
-    void this.doBuild(uuid, wc).catch((err: unknown) => wc.log.error({ err, instance: uuid }, 'build crashed'))
+    void this.doBuild(uuid, wc, task).catch((err: unknown) => wc.log.error({ err, instance: uuid }, 'build crashed'))
       .finally(() => this.inflight.delete(uuid));
   }
 
-  private async actionId(uuid: string, requestId: string): Promise<number | undefined> {
+  private async actionId(uuid: string, requestId: string, action: string): Promise<number | undefined> {
     const row = await this.deps.db.selectFrom('instance_actions').select('id').where('instance_uuid', '=', uuid).where('request_id', '=', requestId).executeTakeFirst();
     if (row) return row.id;
-    const any = await this.deps.db.selectFrom('instance_actions').select('id').where('instance_uuid', '=', uuid).where('action', '=', 'create').executeTakeFirst();
+    const any = await this.deps.db.selectFrom('instance_actions').select('id').where('instance_uuid', '=', uuid).where('action', '=', action)
+      .orderBy('id', 'desc').executeTakeFirst();
     return any?.id;
   }
 
-  private async doBuild(uuid: string, wc: WorkContext): Promise<void> {
+  /**
+   * Place and boot an instance: a new one (task scheduling → spawning → ACTIVE) or an
+   * offloaded shelved one (task unshelving, from its shelved snapshot image). A new one
+   * that finds no host goes to ERROR; an unshelve stays SHELVED_OFFLOADED.
+   */
+  private async doBuild(uuid: string, wc: WorkContext, task: 'scheduling' | 'unshelving'): Promise<void> {
     const db = this.deps.db;
     const inst = await store.getInstance(db, uuid);
-    if (!inst || inst.taskState !== 'scheduling') return;
+    if (!inst || inst.taskState !== task) return;
+    const unshelve = task === 'unshelving';
+    const spawnTask: TaskState = unshelve ? 'unshelving' : 'spawning';
     const log = wc.log.child({ instance: uuid });
-    const actionId = await this.actionId(uuid, wc.requestId);
+    const actionId = await this.actionId(uuid, wc.requestId, unshelve ? 'unshelve' : 'create');
+    const failEarly = async (err: unknown) => {
+      if (!unshelve) return this.fail(uuid, ['scheduling'], err);
+      if (await store.updateInstance(db, uuid, { task_state: null }, ['unshelving'])) log.warn({ err: (err as Error).message }, 'unshelve failed; the instance stays offloaded');
+    };
     const event = async (name: string, f: () => Promise<void>) => {
       if (actionId !== undefined) await store.startEvent(db, actionId, name, inst.host);
       try {
@@ -221,13 +234,13 @@ export class Conductor {
     let ramdisk: ComputeImage | undefined;
     const sys = JSON.parse((await db.selectFrom('instances').select('system_metadata').where('uuid', '=', uuid).executeTakeFirstOrThrow()).system_metadata) as Record<string, string>;
     try {
-      // The image facts were captured when the API accepted the request.
-      image = JSON.parse(sys.image ?? 'null') as ComputeImage;
+      // The image facts were captured when the API accepted the request (an unshelve boots the shelved snapshot).
+      image = JSON.parse((unshelve ? sys.shelved_image : sys.image) ?? 'null') as ComputeImage;
       if (!image) throw new Error('The instance has no image record.');
       if (sys.kernel) kernel = JSON.parse(sys.kernel) as ComputeImage;
       if (sys.ramdisk) ramdisk = JSON.parse(sys.ramdisk) as ComputeImage;
     } catch (err) {
-      await this.fail(uuid, ['scheduling'], err);
+      await failEarly(err);
       return;
     }
 
@@ -248,7 +261,7 @@ export class Conductor {
           const az = hosts.find((x) => x.host === h)?.availabilityZone ?? 'nova';
           const won = await db.transaction().execute(async (tx) => {
             if (!(await store.claim(tx, h, res, ratios))) return false;
-            if (!(await store.updateInstance(tx, uuid, { host: h, availability_zone: az, task_state: 'spawning' }, ['scheduling']))) {
+            if (!(await store.updateInstance(tx, uuid, { host: h, availability_zone: az, task_state: spawnTask }, [task]))) {
               throw new Error('instance changed while scheduling');
             }
             return true;
@@ -260,7 +273,7 @@ export class Conductor {
         if (!chosen) throw Object.assign(new Error(`${NO_VALID_HOST} Every candidate host was claimed by concurrent requests.`), { noValidHost: true });
       });
     } catch (err) {
-      await this.fail(uuid, ['scheduling'], err);
+      await failEarly(err);
       return;
     }
     if (!chosen) return;
@@ -270,15 +283,16 @@ export class Conductor {
     const fresh = (await store.getInstance(db, uuid))!;
     const req = await this.buildRequest(fresh, image, kernel, ramdisk, wc.token);
     try {
-      await event('compute__do_build_and_run_instance', async () => {
+      await event(unshelve ? 'compute_unshelve_instance' : 'compute__do_build_and_run_instance', async () => {
         const reply = await this.bus.request(agentSubjects(chosen!).build, req, { timeoutMs: BUILD_TIMEOUT_MS, requestId: wc.requestId });
         const ok = await store.updateInstance(db, uuid, {
           vm_state: 'active', task_state: null, power_state: reply.power, launched_at: isoNow(), ssh_port: reply.sshHostPort ?? null,
-        }, ['spawning']);
-        if (ok) log.info({ host: chosen, power: reply.power }, 'instance active');
+        }, [spawnTask]);
+        if (ok) log.info({ host: chosen, power: reply.power }, unshelve ? 'instance unshelved' : 'instance active');
+        if (ok && unshelve) await this.afterUnshelve?.(uuid, wc);
       });
     } catch (err) {
-      await this.fail(uuid, ['spawning'], err instanceof BusTimeout ? new Error(`The compute agent on ${chosen} did not finish the build in time.`) : err);
+      await this.fail(uuid, [spawnTask], err instanceof BusTimeout ? new Error(`The compute agent on ${chosen} did not finish the build in time.`) : err);
     }
   }
 
@@ -307,11 +321,14 @@ export class Conductor {
     return spec;
   }
 
-  private imageRef(img: ComputeImage): ImageRef {
+  /** Called once an offloaded instance runs again (drops the shelved snapshot image). */
+  afterUnshelve?: (uuid: string, wc: WorkContext) => Promise<void>;
+
+  imageRef(img: ComputeImage): ImageRef {
     return { id: img.id, sha512: img.sha512 ?? undefined, diskFormat: img.diskFormat ?? 'raw', url: this.images.fileUrl(img.id), localPath: this.images.localPath(img.id) ?? undefined };
   }
 
-  private async buildRequest(inst: Instance, image: ComputeImage, kernel: ComputeImage | undefined, ramdisk: ComputeImage | undefined, token: string): Promise<BuildRequest> {
+  async buildRequest(inst: Instance, image: ComputeImage, kernel: ComputeImage | undefined, ramdisk: ComputeImage | undefined, token: string): Promise<BuildRequest> {
     const keys = inst.keyName && inst.keyData ? { [inst.keyName]: inst.keyData } : undefined;
     const metaData: Record<string, unknown> = {
       uuid: inst.uuid, name: inst.name, hostname: inst.hostname, launch_index: inst.launchIndex,
@@ -329,7 +346,7 @@ export class Conductor {
   }
 
   /** Record a failure: ERROR with a fault, unless the instance already moved on. */
-  private async fail(uuid: string, expect: TaskState[], err: unknown): Promise<void> {
+  async fail(uuid: string, expect: TaskState[], err: unknown): Promise<void> {
     const noValid = (err as { noValidHost?: boolean }).noValidHost === true;
     const fault = faultOf(err, 500);
     if (noValid) { fault.message = NO_VALID_HOST; fault.details = err instanceof Error ? err.message : String(err); }
@@ -437,22 +454,27 @@ export class Conductor {
     return r.output;
   }
 
+  /** Further periodic work (shelved offload, soft-delete reclaim), run with each reconcile pass. */
+  readonly periodic: (() => Promise<void>)[] = [];
+
   /** Anything stuck in a task on a host that stopped answering gets settled; unscheduled work resumes. */
   private async reconcile(): Promise<void> {
     const db = this.deps.db;
+    for (const task of this.periodic) await task().catch((err: unknown) => this.log.warn({ err }, 'periodic task failed'));
     const stale = new Date(Date.now() - 5 * 60_000).toISOString();
     const stuck = await db.selectFrom('instances').select(['uuid', 'task_state', 'host']).where('deleted', '=', 0)
       .where('task_state', 'is not', null).where('updated_at', '<', stale).execute();
     for (const s of stuck) {
       if (this.inflight.has(s.uuid)) continue;
       if (s.task_state === 'scheduling') { this.build(s.uuid, { requestId: `req-reconcile-${s.uuid}`, token: '', log: this.log }); continue; }
+      if (s.task_state === 'unshelving' && !s.host) { this.build(s.uuid, { requestId: `req-reconcile-${s.uuid}`, token: '', log: this.log }, 'unshelving'); continue; }
       if (s.task_state === 'deleting') { await this.markDeleted(s.uuid, s.host); continue; }
       if (!s.host) continue;
       try {
         const st = await this.bus.request(agentSubjects(s.host).state, { uuid: s.uuid }, { timeoutMs: 5000 });
-        if (s.task_state === 'spawning') {
-          if (st.exists && st.power === 1) await this.settle(s.uuid, ['spawning'], { vm_state: 'active', task_state: null, power_state: 1, launched_at: isoNow() }, 'reconcile');
-          else await this.fail(s.uuid, ['spawning'], new Error('The build did not complete on the compute host.'));
+        if (s.task_state === 'spawning' || s.task_state === 'unshelving') {
+          if (st.exists && st.power === 1) await this.settle(s.uuid, [s.task_state], { vm_state: 'active', task_state: null, power_state: 1, launched_at: isoNow() }, 'reconcile');
+          else await this.fail(s.uuid, [s.task_state], new Error('The build did not complete on the compute host.'));
         } else await this.syncPower(s.uuid, st.exists ? st.power : 0, [s.task_state as TaskState]);
       } catch (err) {
         if (err instanceof BusTimeout || err instanceof BusRemoteError) continue;

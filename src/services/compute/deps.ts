@@ -10,6 +10,10 @@ export interface ComputeConfig {
   serviceDownTimeSec: number;
   /** Default per-project quotas (Nova's defaults). */
   defaultQuotas: Record<string, number>;
+  /** Seconds a shelved server stays on its host before it is offloaded (0: at once, negative: never; Nova's shelved_offload_time). */
+  shelvedOffloadTimeSec: number;
+  /** Seconds a deleted server stays SOFT_DELETED, restorable, before it is reclaimed (0: delete at once; Nova's reclaim_instance_interval). */
+  reclaimInstanceIntervalSec: number;
 }
 
 export const DEFAULT_COMPUTE_CONFIG: ComputeConfig = {
@@ -17,6 +21,8 @@ export const DEFAULT_COMPUTE_CONFIG: ComputeConfig = {
   ramAllocationRatio: 1.0,
   diskAllocationRatio: 1.0,
   serviceDownTimeSec: 60,
+  shelvedOffloadTimeSec: 0,
+  reclaimInstanceIntervalSec: 0,
   defaultQuotas: {
     instances: 10, cores: 20, ram: 51200, metadata_items: 128, key_pairs: 100, server_groups: 10,
     server_group_members: 10, injected_files: 5, injected_file_content_bytes: 10240, injected_file_path_bytes: 255,

@@ -9,7 +9,9 @@ import type { Conductor } from './conductor.ts';
 import type { ComputeDeps } from './deps.ts';
 import type { ComputeImage, ImageApi } from './images.ts';
 import * as store from './store.ts';
-import { STATUS_TO_VM, type Instance, type TaskState, type VmState } from './types.ts';
+import { STATUS_TO_VM, type Flavor, type Instance, type TaskState, type VmState } from './types.ts';
+import { reclaimExpired, softDelete } from './lifecycle/admin.ts';
+import { dropShelvedImage, offloadExpired } from './lifecycle/shelve.ts';
 import './policy.ts';
 
 export interface CreateServerInput {
@@ -83,7 +85,12 @@ function isBase64(s: string): boolean {
 
 /** Nova's server API rules: validation, quotas, the state machine; the work itself goes to the conductor. */
 export class ComputeService {
-  constructor(readonly deps: ComputeDeps, readonly images: ImageApi, readonly conductor: Conductor) {}
+  constructor(readonly deps: ComputeDeps, readonly images: ImageApi, readonly conductor: Conductor) {
+    conductor.afterUnshelve = (uuid, wc) => dropShelvedImage(this, uuid, wc);
+    const ctx: RequestContext = { requestId: 'req-periodic', log: deps.log };
+    conductor.periodic.push(() => offloadExpired(this, { requestId: ctx.requestId, token: '', log: deps.log }));
+    conductor.periodic.push(() => reclaimExpired(this, ctx));
+  }
 
   get db() { return this.deps.db; }
 
@@ -100,23 +107,12 @@ export class ComputeService {
     }
   }
 
-  // ---- create ----
-
-  async create(ctx: RequestContext, auth: AuthContext, input: CreateServerInput): Promise<Instance[]> {
-    if (!auth.projectId) throw new Forbidden('Creating a server needs a project-scoped token.');
-    enforce(auth, 'os_compute_api:servers:create', { project_id: auth.projectId });
-    const db = this.db;
-
-    const flavor = await store.getFlavor(db, input.flavorRef);
-    const flavorVisible = flavor && (flavor.is_public || isAllowed(auth, 'os_compute_api:os-flavor-access') ||
-      (await store.flavorProjects(db, flavor.id)).includes(auth.projectId));
-    if (!flavor || !flavorVisible) throw new BadRequest(`Flavor ${input.flavorRef} could not be found.`);
-    if (flavor.disabled) throw new BadRequest('Flavor is disabled.');
-
-    if (input.blockDeviceMappings?.some((b) => b.destination_type === 'volume' || b.source_type === 'volume' || b.source_type === 'snapshot')) {
-      throw new BadRequest('Block Device Mapping is Invalid: volumes are not available in this cloud yet.');
-    }
-    const image = await this.image(auth, input.imageRef);
+  /**
+   * The image a server boots (create, rebuild) with its kernel and ramdisk images, checked
+   * against the flavor (min_ram, min_disk, virtual size); 400 in Nova's words otherwise.
+   */
+  async resolveImage(auth: AuthContext, imageRef: string, flavor: Flavor): Promise<{ image: ComputeImage; kernel?: ComputeImage; ramdisk?: ComputeImage }> {
+    const image = await this.image(auth, imageRef);
     if (image.status !== 'active') throw new BadRequest(`Image ${image.id} is not active.`);
     let kernel: ComputeImage | undefined;
     let ramdisk: ComputeImage | undefined;
@@ -139,6 +135,26 @@ export class ComputeService {
         throw new BadRequest(`Flavor's disk is too small for requested image. Flavor disk is ${flavorBytes} bytes, image is ${imageBytes} bytes.`);
       }
     }
+    return { image, kernel, ramdisk };
+  }
+
+  // ---- create ----
+
+  async create(ctx: RequestContext, auth: AuthContext, input: CreateServerInput): Promise<Instance[]> {
+    if (!auth.projectId) throw new Forbidden('Creating a server needs a project-scoped token.');
+    enforce(auth, 'os_compute_api:servers:create', { project_id: auth.projectId });
+    const db = this.db;
+
+    const flavor = await store.getFlavor(db, input.flavorRef);
+    const flavorVisible = flavor && (flavor.is_public || isAllowed(auth, 'os_compute_api:os-flavor-access') ||
+      (await store.flavorProjects(db, flavor.id)).includes(auth.projectId));
+    if (!flavor || !flavorVisible) throw new BadRequest(`Flavor ${input.flavorRef} could not be found.`);
+    if (flavor.disabled) throw new BadRequest('Flavor is disabled.');
+
+    if (input.blockDeviceMappings?.some((b) => b.destination_type === 'volume' || b.source_type === 'volume' || b.source_type === 'snapshot')) {
+      throw new BadRequest('Block Device Mapping is Invalid: volumes are not available in this cloud yet.');
+    }
+    const { image, kernel, ramdisk } = await this.resolveImage(auth, input.imageRef, flavor);
 
     let keyData: string | null = null;
     if (input.keyName !== undefined) {
@@ -327,7 +343,7 @@ export class ComputeService {
     return (await store.getInstance(this.db, uuid))!;
   }
 
-  private checkLock(auth: AuthContext, inst: Instance): void {
+  checkLock(auth: AuthContext, inst: Instance): void {
     if (inst.locked && !isAllowed(auth, 'os_compute_api:os-lock-server:unlock:unlock_override')) {
       throw new Conflict(`Instance ${inst.uuid} is locked`);
     }
@@ -337,6 +353,17 @@ export class ComputeService {
     const inst = await this.get(auth, uuid, 'os_compute_api:servers:delete');
     this.checkLock(auth, inst);
     if (inst.taskState === 'deleting') return;
+    // Deferred delete: a placed server that is not mid-operation is kept restorable for a while.
+    if (this.deps.cfg.reclaimInstanceIntervalSec > 0 && inst.host && inst.taskState === null && inst.vmState !== 'soft-delete' &&
+      inst.vmState !== 'building' && !inst.vmState.startsWith('shelved')) {
+      return softDelete(this, ctx, auth, uuid);
+    }
+    return this.hardDelete(ctx, auth, inst);
+  }
+
+  /** Delete now, whatever the state (the server's task is cancelled). */
+  async hardDelete(ctx: RequestContext, auth: AuthContext, inst: Instance): Promise<void> {
+    const uuid = inst.uuid;
     const ok = await store.updateInstance(this.db, uuid, { task_state: 'deleting' });
     if (!ok) throw new NotFound(`Instance ${uuid} could not be found.`);
     const actionId = await store.startAction(this.db, { requestId: ctx.requestId, uuid, action: 'delete', projectId: inst.projectId, userId: auth.userId });

@@ -5,7 +5,7 @@ import type { ComputeHostTable, FlavorTable, InstanceTable } from '../../db/sche
 import type { ComputeHost, Fault, Flavor, Instance, Keypair, ServerGroup, TaskState, VmState } from './types.ts';
 
 /** SQL for compute. Every function takes the Kysely handle (or a transaction). */
-type Q = Db | Transaction<Database>;
+export type Q = Db | Transaction<Database>;
 
 /** Next value of a named integer sequence (instance ids, action ids, host ids), in both dialects. */
 export async function nextId(db: Q, name: string): Promise<number> {
@@ -100,10 +100,10 @@ export async function getHost(db: Q, host: string): Promise<ComputeHost | undefi
  * under its allocation ratios, so two schedulers racing for the last slot cannot both win.
  */
 export async function claim(db: Q, host: string, r: { vcpus: number; memoryMb: number; diskGb: number },
-  ratios: { cpu: number; ram: number; disk: number }): Promise<boolean> {
+  ratios: { cpu: number; ram: number; disk: number }, newInstance = true): Promise<boolean> {
   const res = await db.updateTable('compute_hosts').set({
     vcpus_used: sql`vcpus_used + ${r.vcpus}`, memory_mb_used: sql`memory_mb_used + ${r.memoryMb}`,
-    local_gb_used: sql`local_gb_used + ${r.diskGb}`, running_vms: sql`running_vms + 1`,
+    local_gb_used: sql`local_gb_used + ${r.diskGb}`, running_vms: sql`running_vms + ${newInstance ? 1 : 0}`,
   }).where('host', '=', host)
     .where(sql<boolean>`vcpus_used + ${r.vcpus} <= vcpus * ${ratios.cpu}`)
     .where(sql<boolean>`memory_mb_used + ${r.memoryMb} <= memory_mb * ${ratios.ram}`)
@@ -163,6 +163,19 @@ export interface InstancePatch {
   display_name?: string; display_description?: string | null; hostname?: string; locked?: number; locked_by?: string | null;
   locked_reason?: string | null; access_ip_v4?: string; access_ip_v6?: string; progress?: number; image_ref?: string;
   deleted?: number; deleted_at?: string | null; ssh_port?: number | null;
+  flavor?: string; vcpus?: number; memory_mb?: number; root_gb?: number; ephemeral_gb?: number; swap_mb?: number;
+  key_name?: string | null; key_data?: string | null; user_data?: string | null; system_metadata?: string;
+}
+
+/** The instance's system metadata (image facts, pending resize, shelved image...): a string map kept as JSON. */
+export async function systemMetadata(db: Q, uuid: string): Promise<Record<string, string>> {
+  const row = await db.selectFrom('instances').select('system_metadata').where('uuid', '=', uuid).executeTakeFirst();
+  return row ? JSON.parse(row.system_metadata) as Record<string, string> : {};
+}
+
+/** The instance columns that follow from a flavor. */
+export function flavorColumns(f: Flavor): Pick<InstancePatch, 'flavor' | 'vcpus' | 'memory_mb' | 'root_gb' | 'ephemeral_gb' | 'swap_mb'> {
+  return { flavor: JSON.stringify(f), vcpus: f.vcpus, memory_mb: f.ram, root_gb: f.disk, ephemeral_gb: f.ephemeral, swap_mb: f.swap };
 }
 
 /**

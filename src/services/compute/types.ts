@@ -9,7 +9,8 @@ export type TaskState =
   | 'powering-off' | 'powering-on' | 'rebooting' | 'rebooting_hard' | 'reboot_started' | 'reboot_started_hard'
   | 'pausing' | 'unpausing' | 'suspending' | 'resuming' | 'deleting' | 'image_snapshot' | 'image_uploading'
   | 'rebuilding' | 'resize_prep' | 'resize_migrating' | 'resize_finish' | 'resize_reverting' | 'resize_confirming'
-  | 'shelving' | 'shelving_image_uploading' | 'shelving_offloading' | 'unshelving' | 'rescuing' | 'unrescuing';
+  | 'shelving' | 'shelving_image_uploading' | 'shelving_offloading' | 'unshelving' | 'rescuing' | 'unrescuing'
+  | 'soft-deleting' | 'restoring';
 
 /** The API's `status` from vm_state and task_state, as Nova's common.status_from_state does it. */
 export function statusOf(vm: string, task: string | null): string {

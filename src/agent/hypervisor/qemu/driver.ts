@@ -392,6 +392,25 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
     });
   }
 
+  /**
+   * Replace the saved spec of an instance that is not running (rebuild, resize or rescue
+   * of a stopped guest); it stays shut off until powerOn.
+   */
+  define(spec: InstanceSpec): Promise<void> {
+    return this.serial(spec.uuid, async () => {
+      if (await this.livePid(spec.uuid)) throw new Error(`instance ${spec.uuid} is running; stop it before redefining it`);
+      await mkdir(this.dirOf(spec.uuid), { recursive: true });
+      await writeJsonAtomic(this.files(spec.uuid).spec, spec);
+      await rm(this.files(spec.uuid).state, { force: true });
+      await this.recordExit(spec.uuid, 'powered-off', undefined, true);
+    });
+  }
+
+  /** The saved spec of an instance on this host. */
+  getSpec(uuid: string): Promise<InstanceSpec> {
+    return this.readSpec(uuid);
+  }
+
   destroy(uuid: string): Promise<void> {
     return this.serial(uuid, () => this.hardStop(uuid, 'destroyed'));
   }

@@ -1,0 +1,257 @@
+/**
+ * What the agent does to an instance's files and guest for each lifecycle operation:
+ * build, rebuild, resize (+ confirm/revert) and rescue/unrescue. The hypervisor driver
+ * runs and stops QEMU; this module decides which disks exist and what the saved spec
+ * is. Every operation leaves the instance directory in a state a retry or the
+ * conductor's reconcile can read: a pending resize keeps the old disks and spec in
+ * `resize-backup/`, a rescued guest keeps its own spec in `spec.unrescue.json`.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { BuildRequest, ImageRef, PowerCode, RebuildRequest, RescueRequest, ResizeRequest, StateReply } from '../bus/compute.ts';
+import type { Logger } from '../common/logger.ts';
+import { PowerStateCode, type DiskSpec, type HypervisorDriver, type InstanceSpec } from './hypervisor/driver.ts';
+import { buildConfigDrive } from './storage/config-drive.ts';
+import { createEphemeral, createRootOverlay, createSwap, growDisk, virtualSize } from './storage/disks.ts';
+import type { ImageCache, ImageSource } from './storage/image-cache.ts';
+
+const run = promisify(execFile);
+
+/** A free TCP port on 127.0.0.1 for a guest's forwarded SSH. */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface LifecycleDeps {
+  driver: HypervisorDriver;
+  cache: ImageCache;
+  instancesDir: string;
+  log: Logger;
+  /** Where an image's data comes from (a local file of the image store, or a download with the caller's token). */
+  source(ref: ImageRef, token: string): ImageSource;
+}
+
+/** File names inside an instance directory. */
+const F = {
+  root: 'disk', ephemeral: 'disk.eph0', swap: 'disk.swap', config: 'disk.config', rescue: 'disk.rescue',
+  resizeBackup: 'resize-backup', unrescueSpec: 'spec.unrescue.json',
+} as const;
+
+async function readJsonFile<T>(path: string): Promise<T | undefined> {
+  try { return JSON.parse(await readFile(path, 'utf8')) as T; } catch { return undefined; }
+}
+
+export class InstanceLifecycle {
+  /** Instances with a build in progress (reported as nostate until spawned). */
+  readonly building = new Set<string>();
+
+  constructor(private readonly d: LifecycleDeps) {}
+
+  dir(uuid: string): string { return join(this.d.instancesDir, uuid); }
+
+  private async reply(uuid: string): Promise<StateReply> {
+    const st = await this.d.driver.getState(uuid);
+    const spec = await this.d.driver.getSpec(uuid).catch(() => undefined);
+    const nic = spec?.nics.find((n) => n.kind === 'user');
+    return {
+      power: PowerStateCode[st.power] as PowerCode, cpuTimeNs: st.cpuTimeNs, memoryKb: st.memoryKb,
+      sshHostPort: nic?.kind === 'user' ? nic.sshHostPort : undefined,
+    };
+  }
+
+  /** Disks, config drive and spec for a build request (nothing runs yet). */
+  private async prepare(req: BuildRequest, keep: { sshHostPort?: number; mac?: string; ephemeral?: boolean } = {}): Promise<InstanceSpec> {
+    const dir = this.dir(req.uuid);
+    await mkdir(dir, { recursive: true });
+    const { cache } = this.d;
+    const [base, kernel, ramdisk] = await Promise.all([
+      cache.ensure(req.image.id, req.image.sha512, this.d.source(req.image, req.token)),
+      req.kernel ? cache.ensure(req.kernel.id, req.kernel.sha512, this.d.source(req.kernel, req.token)) : undefined,
+      req.ramdisk ? cache.ensure(req.ramdisk.id, req.ramdisk.sha512, this.d.source(req.ramdisk, req.token)) : undefined,
+    ]);
+    const root = join(dir, F.root);
+    await createRootOverlay(base, req.image.diskFormat === 'qcow2' ? 'qcow2' : 'raw', root, req.rootGb > 0 ? req.rootGb : undefined);
+    const disks: DiskSpec[] = [{ path: root, format: 'qcow2' }];
+    if (req.ephemeralGb > 0) {
+      const eph = join(dir, F.ephemeral);
+      if (!(keep.ephemeral && existsSync(eph))) await createEphemeral(eph, req.ephemeralGb);
+      disks.push({ path: eph, format: 'qcow2' });
+    }
+    if (req.swapMb > 0) {
+      await createSwap(join(dir, F.swap), req.swapMb);
+      disks.push({ path: join(dir, F.swap), format: 'raw' });
+    }
+    await buildConfigDrive(join(dir, F.config), {
+      metaData: req.metaData, userData: req.userData ? Buffer.from(req.userData, 'base64') : undefined,
+      networkData: req.networkData, vendorData: req.vendorData,
+    });
+    disks.push({ path: join(dir, F.config), format: 'raw', readonly: true });
+    const sshHostPort = req.network === 'auto' ? keep.sshHostPort ?? req.sshHostPort ?? await freeLoopbackPort() : undefined;
+    return {
+      uuid: req.uuid, name: req.name, vcpus: req.vcpus, memoryMb: req.memoryMb,
+      boot: kernel ? { kind: 'kernel', kernel, ramdisk, cmdline: req.cmdline } : { kind: 'disk' },
+      disks, nics: req.network === 'auto' ? [{ kind: 'user', mac: keep.mac ?? req.mac, sshHostPort }] : [],
+    };
+  }
+
+  async build(req: BuildRequest, log: Logger): Promise<StateReply> {
+    this.building.add(req.uuid);
+    try {
+      const started = Date.now();
+      const spec = await this.prepare(req);
+      await this.d.driver.spawn(spec);
+      const nic = spec.nics[0];
+      log.info({ ms: Date.now() - started, boot: spec.boot.kind, sshHostPort: nic?.kind === 'user' ? nic.sshHostPort : undefined }, 'instance spawned');
+      return { power: 1, sshHostPort: nic?.kind === 'user' ? nic.sshHostPort : undefined };
+    } finally {
+      this.building.delete(req.uuid);
+    }
+  }
+
+  /** Rebuild: shut down, new root disk from the (new) image, new config drive; same MAC and SSH port. */
+  async rebuild(req: RebuildRequest, log: Logger): Promise<StateReply> {
+    const old = await this.d.driver.getSpec(req.uuid);
+    const oldNic = old.nics.find((n) => n.kind === 'user');
+    await this.d.driver.powerOff(req.uuid, req.shutdownTimeoutMs);
+    const dir = this.dir(req.uuid);
+    for (const f of [F.root, F.swap, F.config, F.rescue, ...(req.preserveEphemeral ? [] : [F.ephemeral])]) await rm(join(dir, f), { force: true });
+    const spec = await this.prepare(req, {
+      sshHostPort: oldNic?.kind === 'user' ? oldNic.sshHostPort : undefined, mac: oldNic?.mac, ephemeral: req.preserveEphemeral,
+    });
+    if (req.powerOn) await this.d.driver.spawn(spec);
+    else await this.d.driver.define(spec);
+    log.info({ image: req.image.id, powerOn: req.powerOn }, 'instance rebuilt');
+    return this.reply(req.uuid);
+  }
+
+  /**
+   * Resize on this host: the guest is shut down; its spec, root disk (a copy: a qcow2
+   * overlay, so only what the guest wrote) and any ephemeral/swap disk that changes size go
+   * to resize-backup/; the root grows to the new size, changed ephemeral/swap disks are made
+   * afresh, and the guest starts with the new vCPUs and RAM.
+   */
+  async resize(req: ResizeRequest, log: Logger): Promise<StateReply> {
+    const dir = this.dir(req.uuid);
+    const backup = join(dir, F.resizeBackup);
+    if (existsSync(join(backup, 'spec.json'))) throw new Error(`instance ${req.uuid} already has a resize waiting to be confirmed or reverted`);
+    const old = await this.d.driver.getSpec(req.uuid);
+    await this.d.driver.powerOff(req.uuid, req.shutdownTimeoutMs);
+    await rm(backup, { recursive: true, force: true });
+    await mkdir(backup);
+    const root = join(dir, F.root);
+    await run('cp', ['--sparse=always', '--reflink=auto', root, join(backup, F.root)]);
+    const oldEph = old.disks.find((x) => x.path.endsWith(`/${F.ephemeral}`));
+    const oldSwap = old.disks.find((x) => x.path.endsWith(`/${F.swap}`));
+    const config = old.disks.find((x) => x.path.endsWith(`/${F.config}`));
+    const ephChanged = (oldEph ? 1 : 0) !== (req.ephemeralGb > 0 ? 1 : 0) || (oldEph !== undefined && req.ephemeralGb > 0 && !(await this.sameSize(oldEph.path, req.ephemeralGb * 1024)));
+    const swapChanged = (oldSwap ? 1 : 0) !== (req.swapMb > 0 ? 1 : 0) || (oldSwap !== undefined && req.swapMb > 0 && !(await this.sameSize(oldSwap.path, req.swapMb, 'raw')));
+    if (ephChanged && oldEph) await rename(oldEph.path, join(backup, F.ephemeral));
+    if (swapChanged && oldSwap) await rename(oldSwap.path, join(backup, F.swap));
+    // The spec goes last: its presence marks a complete backup.
+    await writeFile(join(backup, 'spec.json'), JSON.stringify(old));
+    if (req.rootGb > 0) await growDisk(root, req.rootGb);
+    const disks: DiskSpec[] = [{ path: root, format: 'qcow2' }];
+    if (req.ephemeralGb > 0) {
+      const eph = join(dir, F.ephemeral);
+      if (ephChanged) await createEphemeral(eph, req.ephemeralGb);
+      disks.push({ path: eph, format: 'qcow2' });
+    }
+    if (req.swapMb > 0) {
+      const swap = join(dir, F.swap);
+      if (swapChanged) await createSwap(swap, req.swapMb);
+      disks.push({ path: swap, format: 'raw' });
+    }
+    if (config) disks.push(config);
+    const spec: InstanceSpec = { ...old, vcpus: req.vcpus, memoryMb: req.memoryMb, disks };
+    if (req.powerOn) await this.d.driver.spawn(spec);
+    else await this.d.driver.define(spec);
+    log.info({ vcpus: req.vcpus, memoryMb: req.memoryMb, rootGb: req.rootGb, ephemeralGb: req.ephemeralGb, swapMb: req.swapMb }, 'instance resized');
+    return this.reply(req.uuid);
+  }
+
+  private async sameSize(path: string, mb: number, format: 'qcow2' | 'raw' = 'qcow2'): Promise<boolean> {
+    return (await virtualSize(path, format).catch(() => -1)) === Math.round(mb * 1024 * 1024);
+  }
+
+  /** Confirm: the backup of the old flavor's disks is dropped. Idempotent. */
+  async confirmResize(uuid: string): Promise<void> {
+    await rm(join(this.dir(uuid), F.resizeBackup), { recursive: true, force: true });
+  }
+
+  /** Revert: stop the guest, put the old disks and spec back, start it again when powerOn. Idempotent once done. */
+  async revertResize(uuid: string, powerOn: boolean, log: Logger): Promise<StateReply> {
+    const dir = this.dir(uuid);
+    const backup = join(dir, F.resizeBackup);
+    const old = await readJsonFile<InstanceSpec>(join(backup, 'spec.json'));
+    if (!old) {
+      // Already reverted (a retry after a crash): make the power state what was asked.
+      if (powerOn && (await this.d.driver.getState(uuid)).power !== 'running') await this.d.driver.powerOn(uuid);
+      return this.reply(uuid);
+    }
+    await this.d.driver.destroy(uuid);
+    const current = await this.d.driver.getSpec(uuid);
+    for (const f of await readdir(backup)) if (f !== 'spec.json') await rename(join(backup, f), join(dir, f));
+    // Disks the new flavor added and the old one did not have.
+    for (const disk of current.disks) if (!old.disks.some((o) => o.path === disk.path)) await rm(disk.path, { force: true });
+    if (powerOn) await this.d.driver.spawn(old);
+    else await this.d.driver.define(old);
+    await rm(backup, { recursive: true, force: true });
+    log.info({ vcpus: old.vcpus, memoryMb: old.memoryMb }, 'resize reverted');
+    return this.reply(uuid);
+  }
+
+  /** Rescue: shut down, boot the rescue image with the instance's disks attached after it (root = vdb). */
+  async rescue(req: RescueRequest, log: Logger): Promise<StateReply> {
+    const dir = this.dir(req.uuid);
+    const saved = join(dir, F.unrescueSpec);
+    const own = (await readJsonFile<InstanceSpec>(saved)) ?? await this.d.driver.getSpec(req.uuid);
+    await this.d.driver.powerOff(req.uuid, req.shutdownTimeoutMs);
+    await writeFile(saved, JSON.stringify(own));
+    const { cache } = this.d;
+    const [base, kernel, ramdisk] = await Promise.all([
+      cache.ensure(req.image.id, req.image.sha512, this.d.source(req.image, req.token)),
+      req.kernel ? cache.ensure(req.kernel.id, req.kernel.sha512, this.d.source(req.kernel, req.token)) : undefined,
+      req.ramdisk ? cache.ensure(req.ramdisk.id, req.ramdisk.sha512, this.d.source(req.ramdisk, req.token)) : undefined,
+    ]);
+    const disk = join(dir, F.rescue);
+    await rm(disk, { force: true });
+    await createRootOverlay(base, req.image.diskFormat === 'qcow2' ? 'qcow2' : 'raw', disk);
+    const spec: InstanceSpec = {
+      ...own,
+      boot: kernel ? { kind: 'kernel', kernel, ramdisk, cmdline: req.cmdline } : { kind: 'disk' },
+      disks: [{ path: disk, format: 'qcow2' }, ...own.disks],
+    };
+    await this.d.driver.spawn(spec);
+    log.info({ image: req.image.id }, 'instance rescued');
+    return this.reply(req.uuid);
+  }
+
+  /** Unrescue: stop the rescue guest, drop its disk, boot the instance's own spec again. */
+  async unrescue(uuid: string, log: Logger): Promise<StateReply> {
+    const dir = this.dir(uuid);
+    const saved = join(dir, F.unrescueSpec);
+    const own = await readJsonFile<InstanceSpec>(saved);
+    if (!own) {
+      if ((await this.d.driver.getState(uuid)).power !== 'running') await this.d.driver.powerOn(uuid);
+      return this.reply(uuid);
+    }
+    await this.d.driver.destroy(uuid);
+    await this.d.driver.spawn(own);
+    await rm(join(dir, F.rescue), { force: true });
+    await rm(saved, { force: true });
+    log.info('instance unrescued');
+    return this.reply(uuid);
+  }
+}

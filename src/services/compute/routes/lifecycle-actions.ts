@@ -1,0 +1,142 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { BadRequest } from '../../../common/errors.ts';
+import { atLeast, validateBody } from '../http.ts';
+import { forceDelete, resetState, restore } from '../lifecycle/admin.ts';
+import { rebuild, type RebuildInput } from '../lifecycle/rebuild.ts';
+import { rescue, unrescue } from '../lifecycle/rescue.ts';
+import { confirmResize, resize, revertResize } from '../lifecycle/resize.ts';
+import { shelve, shelveOffload, unshelve } from '../lifecycle/shelve.ts';
+import { serverDetail } from '../render.ts';
+import type { ComputeService } from '../service.ts';
+
+/**
+ * The lifecycle actions of POST /servers/{id}/action: rebuild, resize and its confirm/revert,
+ * shelve/shelveOffload/unshelve, rescue/unrescue, os-resetState, restore and forceDelete.
+ * Arguments are checked against Nova's schemas for the request's microversion.
+ */
+
+const Metadata = Type.Record(Type.String({ minLength: 1, maxLength: 255 }), Type.String({ maxLength: 255 }));
+const ImageRefString = Type.String({ minLength: 1, maxLength: 255 });
+
+function rebuildSchema(req: FastifyRequest) {
+  return Type.Object({
+    imageRef: ImageRefString,
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    adminPass: Type.Optional(Type.String()),
+    metadata: Type.Optional(Metadata),
+    preserve_ephemeral: Type.Optional(Type.Boolean()),
+    'OS-DCF:diskConfig': Type.Optional(Type.Union([Type.Literal('AUTO'), Type.Literal('MANUAL')])),
+    accessIPv4: Type.Optional(Type.String({ format: 'ipv4' })),
+    accessIPv6: Type.Optional(Type.String({ format: 'ipv6' })),
+    ...(!atLeast(req, '2.57') ? { personality: Type.Optional(Type.Array(Type.Unknown())) } : {}),
+    ...(atLeast(req, '2.19') ? { description: Type.Optional(Type.Union([Type.String({ maxLength: 255 }), Type.Null()])) } : {}),
+    ...(atLeast(req, '2.54') ? { key_name: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Null()])) } : {}),
+    ...(atLeast(req, '2.57') ? { user_data: Type.Optional(Type.Union([Type.String({ maxLength: 65535 }), Type.Null()])) } : {}),
+    ...(atLeast(req, '2.63') ? { trusted_image_certificates: Type.Optional(Type.Union([Type.Array(Type.String()), Type.Null()])) } : {}),
+    ...(atLeast(req, '2.90') ? { hostname: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$' })) } : {}),
+  }, { additionalProperties: false });
+}
+
+const ResizeArgs = Type.Object({
+  flavorRef: Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Integer({ minimum: 1 })]),
+  'OS-DCF:diskConfig': Type.Optional(Type.Union([Type.Literal('AUTO'), Type.Literal('MANUAL')])),
+}, { additionalProperties: false });
+const RescueArgs = Type.Object({
+  adminPass: Type.Optional(Type.String()),
+  rescue_image_ref: Type.Optional(ImageRefString),
+}, { additionalProperties: false });
+const ResetStateArgs = Type.Object({ state: Type.Union([Type.Literal('active'), Type.Literal('error')]) }, { additionalProperties: false });
+const UnshelveArgs = Type.Object({ availability_zone: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Null()])) }, { additionalProperties: false });
+
+/** An image reference may be an id or a URL ending in it (Nova takes the last path segment). */
+function imageId(ref: string): string {
+  return ref.includes('/') ? ref.replace(/\/+$/, '').split('/').pop()! : ref;
+}
+
+/** The action's arguments must be null/absent or {} for actions that take none. */
+function noArgs(action: string, args: unknown): void {
+  if (args !== null && args !== undefined && (typeof args !== 'object' || Array.isArray(args) || Object.keys(args).length > 0)) {
+    throw new BadRequest(`Invalid input for field/attribute ${action}. Value: ${JSON.stringify(args)}. None is not of type 'null'`);
+  }
+}
+
+function newPassword(): string {
+  return Math.random().toString(36).slice(2, 14);
+}
+
+type Handler = (req: FastifyRequest, reply: FastifyReply, compute: ComputeService, id: string, args: unknown) => Promise<unknown>;
+
+export const LIFECYCLE_ACTIONS: Record<string, Handler> = {
+  async rebuild(req, reply, compute, id, args) {
+    const a = validateBody(rebuildSchema(req), args, 'rebuild') as Record<string, unknown>;
+    const input: RebuildInput = {
+      imageRef: imageId(a.imageRef as string), name: a.name as string | undefined, metadata: a.metadata as Record<string, string> | undefined,
+      preserveEphemeral: a.preserve_ephemeral as boolean | undefined, accessIPv4: a.accessIPv4 as string | undefined, accessIPv6: a.accessIPv6 as string | undefined,
+      keyName: a.key_name as string | null | undefined, userData: a.user_data as string | null | undefined,
+      description: a.description as string | null | undefined, hostname: a.hostname as string | undefined,
+    };
+    const auth = req.ctx.auth!;
+    const inst = await rebuild(compute, req.ctx, auth, id, input);
+    void reply.code(202);
+    const server = serverDetail(req, auth, inst, undefined, { minimal: !atLeast(req, '2.75') });
+    return { server: { ...server, adminPass: (a.adminPass as string | undefined) ?? newPassword() } };
+  },
+  async resize(req, reply, compute, id, args) {
+    const a = validateBody(ResizeArgs, args, 'resize');
+    await resize(compute, req.ctx, req.ctx.auth!, id, String(a.flavorRef));
+    return reply.code(202).send();
+  },
+  async confirmResize(req, reply, compute, id, args) {
+    noArgs('confirmResize', args);
+    await confirmResize(compute, req.ctx, req.ctx.auth!, id);
+    return reply.code(204).send();
+  },
+  async revertResize(req, reply, compute, id, args) {
+    noArgs('revertResize', args);
+    await revertResize(compute, req.ctx, req.ctx.auth!, id);
+    return reply.code(202).send();
+  },
+  async shelve(req, reply, compute, id, args) {
+    noArgs('shelve', args);
+    await shelve(compute, req.ctx, req.ctx.auth!, id);
+    return reply.code(202).send();
+  },
+  async shelveOffload(req, reply, compute, id, args) {
+    noArgs('shelveOffload', args);
+    await shelveOffload(compute, req.ctx, req.ctx.auth!, id);
+    return reply.code(202).send();
+  },
+  async unshelve(req, reply, compute, id, args) {
+    let az: string | null | undefined;
+    if (atLeast(req, '2.77') && args !== null && args !== undefined) az = validateBody(UnshelveArgs, args, 'unshelve').availability_zone;
+    else noArgs('unshelve', args);
+    await unshelve(compute, req.ctx, req.ctx.auth!, id, az);
+    return reply.code(202).send();
+  },
+  async rescue(req, reply, compute, id, args) {
+    const a = args === null || args === undefined ? {} : validateBody(RescueArgs, args, 'rescue');
+    await rescue(compute, req.ctx, req.ctx.auth!, id, a.rescue_image_ref ? imageId(a.rescue_image_ref) : undefined);
+    return reply.code(200).send({ adminPass: a.adminPass ?? newPassword() });
+  },
+  async unrescue(req, reply, compute, id, args) {
+    noArgs('unrescue', args);
+    await unrescue(compute, req.ctx, req.ctx.auth!, id);
+    return reply.code(202).send();
+  },
+  async 'os-resetState'(req, reply, compute, id, args) {
+    const a = validateBody(ResetStateArgs, args, 'os-resetState');
+    await resetState(compute, req.ctx, req.ctx.auth!, id, a.state);
+    return reply.code(202).send();
+  },
+  async restore(req, reply, compute, id, args) {
+    noArgs('restore', args);
+    await restore(compute, req.ctx, req.ctx.auth!, id);
+    return reply.code(202).send();
+  },
+  async forceDelete(req, reply, compute, id, args) {
+    noArgs('forceDelete', args);
+    await forceDelete(compute, req.ctx, req.ctx.auth!, id);
+    return reply.code(202).send();
+  },
+};
