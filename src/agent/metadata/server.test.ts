@@ -173,6 +173,9 @@ test('stale socket files are replaced on start; stop removes the socket; close s
   assert.ok(!existsSync(sock));
   assert.equal((await http(sock2, 'GET', '/latest/meta-data/hostname')).body, 'vm-s2');
 
+  await assert.rejects(servers.start('x', join(root, 'missing')), /metadata server for x: cannot listen on .*missing\/metadata\.sock/);
+  assert.ok(!servers.instances().includes('x'));
+
   const other = new MetadataServers({ log });
   const d1 = instanceDir('c1');
   const d2 = instanceDir('c2');

@@ -102,7 +102,12 @@ export class MetadataServers {
         entry.server.listen(socket, () => { entry.server.off('error', onError); resolve(); });
       });
       entry.server.on('error', (e: Error) => this.log.error({ uuid, err: e.message }, 'metadata server error'));
-      await chmod(socket, 0o600);
+      try {
+        await chmod(socket, 0o600);
+      } catch (e) {
+        entry.server.close();
+        throw new Error(`metadata server for ${uuid}: ${(e as Error).message}`);
+      }
       this.running.set(uuid, entry);
       this.log.info({ uuid, socket }, 'metadata server started');
       return socket;
