@@ -61,3 +61,26 @@ definePolicies({
   'os_compute_api:os-quota-sets:defaults': always,
   'os_compute_api:os-quota-sets:delete': admin,
 });
+
+// Sub-APIs: server ips/password/diagnostics, external events, usage, os-hosts, quota classes, extensions.
+definePolicies({
+  'os_compute_api:ips:index': projectReader,
+  'os_compute_api:ips:show': projectReader,
+  'os_compute_api:os-server-password:show': projectReader,
+  'os_compute_api:os-server-password:clear': projectMember,
+  'os_compute_api:os-server-diagnostics': admin,
+  'os_compute_api:os-server-external-events:create': admin,
+  'os_compute_api:os-simple-tenant-usage:list': admin,
+  'os_compute_api:os-simple-tenant-usage:show': projectReader,
+  'os_compute_api:os-instance-usage-audit-log:list': admin,
+  'os_compute_api:os-instance-usage-audit-log:show': admin,
+  'os_compute_api:os-hosts:list': admin,
+  'os_compute_api:os-hosts:show': admin,
+  'os_compute_api:os-hosts:update': admin,
+  'os_compute_api:os-hosts:reboot': admin,
+  'os_compute_api:os-hosts:shutdown': admin,
+  'os_compute_api:os-hosts:start': admin,
+  'os_compute_api:os-quota-class-sets:show': admin,
+  'os_compute_api:os-quota-class-sets:update': admin,
+  'os_compute_api:extensions': always,
+});
