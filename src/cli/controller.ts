@@ -14,7 +14,7 @@ import { IdentityService } from '../services/identity/service.ts';
 import { TokenCodec } from '../services/identity/tokens.ts';
 import { LocalImageStore } from '../services/image/data-store.ts';
 import { imageMount } from '../services/image/routes.ts';
-import { ImageService } from '../services/image/service.ts';
+import { ImageService, type PatchOp } from '../services/image/service.ts';
 import type { AuthContext } from '../api/context.ts';
 import { Conductor } from '../services/compute/conductor.ts';
 import { DEFAULT_COMPUTE_CONFIG, type ComputeDeps } from '../services/compute/deps.ts';
@@ -29,7 +29,8 @@ import { Scheduler } from '../services/compute/scheduler/scheduler.ts';
 import { schedulerConfig } from '../services/compute/scheduler/config.ts';
 import { configSection } from '../common/config.ts';
 import { ComputeService } from '../services/compute/service.ts';
-import type { ImageRecord } from '../services/image/types.ts';
+import { BASE_FIELDS, type ImageRecord } from '../services/image/types.ts';
+import { BadRequest } from '../common/errors.ts';
 
 /** Published when identity data changes, so every controller drops cached token views. */
 const IdentityChanged = subject<{ from: string; kind: string }>('gureum.identity.changed');
@@ -120,12 +121,15 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
   };
 }
 
-/** Glance, as compute sees it. */
-function computeImageApi(images: ImageService, publicUrl: string): ImageApi {
+/** Glance, as compute sees it (exported for the compute image-proxy tests). */
+export function computeImageApi(images: ImageService, publicUrl: string): ImageApi {
   const view = (i: ImageRecord) => ({
     id: i.id, name: i.name, status: i.status, diskFormat: i.disk_format, containerFormat: i.container_format, size: i.size,
     virtualSize: i.virtual_size, minDisk: i.min_disk, minRam: i.min_ram, sha512: i.os_hash_algo === 'sha512' ? i.os_hash_value : null, properties: i.properties,
   });
+  const proxyView = (i: ImageRecord) => ({ ...view(i), createdAt: i.created_at, updatedAt: i.updated_at });
+  const pointer = (key: string) => `/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+  const standard = new Set<string>(BASE_FIELDS);
   return {
     get: async (auth, id) => view(await images.getImage(auth, id)),
     fileUrl: (id) => `${publicUrl}/image/v2/images/${id}/file`,
@@ -136,6 +140,21 @@ function computeImageApi(images: ImageService, publicUrl: string): ImageApi {
     status: async (auth, id) => (await images.getImage(auth, id)).status,
     discard: async (auth, id) => { await images.deleteImage(auth, id); },
     delete: async (auth, id) => { await images.deleteImage(auth, id); },
+    list: async (auth) => (await images.listImages(auth, {
+      limit: Number.MAX_SAFE_INTEGER, sort: [{ key: 'created_at', dir: 'desc' }], memberStatus: 'accepted', osHidden: false,
+      tags: [], fields: {}, times: [], properties: {},
+    })).images.map(proxyView),
+    show: async (auth, id) => proxyView(await images.getImage(auth, id)),
+    updateProperties: async (auth, id, properties) => {
+      for (const k of Object.keys(properties)) {
+        if (standard.has(k)) throw new BadRequest(`Image metadata key '${k}' is a standard image attribute, not metadata.`);
+      }
+      const current = await images.getImage(auth, id);
+      const ops: PatchOp[] = [];
+      for (const k of Object.keys(current.properties)) if (!Object.prototype.hasOwnProperty.call(properties, k)) ops.push({ op: 'remove', path: pointer(k) });
+      for (const [k, v] of Object.entries(properties)) if (current.properties[k] !== v) ops.push({ op: 'add', path: pointer(k), value: v });
+      return proxyView(ops.length ? await images.updateImage(auth, id, ops) : current);
+    },
   };
 }
 

@@ -18,6 +18,13 @@ export interface ComputeImage {
   properties: Record<string, string>;
 }
 
+/** An image with the facts Nova's image proxy (/images) shows besides ComputeImage's. */
+export interface ProxyImage extends ComputeImage {
+  /** ISO 8601 times. */
+  createdAt: string;
+  updatedAt: string;
+}
+
 export interface ImageApi {
   /** The image as the caller may see it; rejects (NotFound) when it does not exist or is invisible. */
   get(auth: AuthContext, id: string): Promise<ComputeImage>;
@@ -33,4 +40,13 @@ export interface ImageApi {
   discard(auth: AuthContext, id: string): Promise<void>;
   /** Delete an image as the caller (Glance's rules: 404 when invisible, 403 when not theirs or protected). */
   delete(auth: AuthContext, id: string): Promise<void>;
+  /** Every image the caller may see in a default listing (Glance's visibility rules), newest first. */
+  list(auth: AuthContext): Promise<ProxyImage[]>;
+  /** One image as the caller may see it (NotFound otherwise), with its times. */
+  show(auth: AuthContext, id: string): Promise<ProxyImage>;
+  /**
+   * Replace the image's custom properties with exactly `properties` (keys not named are
+   * removed), as the caller (Glance's rules: 403 when not theirs); returns the image after.
+   */
+  updateProperties(auth: AuthContext, id: string, properties: Record<string, string>): Promise<ProxyImage>;
 }
