@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
+import { hostname, loadavg, uptime as osUptime } from 'node:os';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type Static, type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
@@ -35,13 +35,27 @@ function nameUuid(name: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
+/** Addresses meaning "this machine": an agent reporting one runs beside the controller (all-in-one). */
+const LOCAL_IPS = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** This machine's uptime and load as the `uptime` command prints them (what Nova's libvirt driver reports). */
+export function uptimeLine(now = new Date(), upSec = osUptime(), load = loadavg()): string {
+  const p2 = (n: number) => String(n).padStart(2, '0');
+  const days = Math.floor(upSec / 86400);
+  const hours = Math.floor((upSec % 86400) / 3600);
+  const mins = Math.floor((upSec % 3600) / 60);
+  const since = `${days > 0 ? `${days} day${days === 1 ? '' : 's'}, ` : ''}${hours > 0 ? `${hours}:${p2(mins)}` : `${mins} min`}`;
+  const clock = `${p2(now.getHours())}:${p2(now.getMinutes())}:${p2(now.getSeconds())}`;
+  return ` ${clock} up ${since},  load average: ${load.map((l) => l.toFixed(2)).join(', ')}`;
+}
+
 interface Service {
   id: number; uuid: string; binary: string; host: string; zone: string; enabled: boolean; disabledReason: string | null;
   forcedDown: boolean; up: boolean; updatedAt: string; compute?: ComputeHost;
 }
 
 /** The controller's loops: ids 1 and 2; compute services follow at host id + 2. */
-const CONTROLLER_BINARIES = ['nova-scheduler', 'nova-conductor'];
+export const CONTROLLER_BINARIES = ['nova-scheduler', 'nova-conductor'];
 const computeServiceId = (h: ComputeHost): number => h.id + CONTROLLER_BINARIES.length;
 
 export function hostRoutes(app: FastifyInstance, deps: ComputeDeps): void {
@@ -49,6 +63,12 @@ export function hostRoutes(app: FastifyInstance, deps: ComputeDeps): void {
   const controllerHost = hostname();
 
   const isUp = (h: ComputeHost): boolean => !h.forcedDown && Date.now() - Date.parse(h.lastSeen) <= deps.cfg.serviceDownTimeSec * 1000;
+
+  /**
+   * A hypervisor's uptime line. Agents report no uptime, so it is known only for an agent on
+   * this machine (host_ip local: all-in-one), read from this kernel; null otherwise.
+   */
+  const uptimeOf = (h: ComputeHost): string | null => (LOCAL_IPS.has(h.hostIp) ? uptimeLine() : null);
 
   const computeService = (h: ComputeHost): Service => ({
     id: computeServiceId(h), uuid: h.serviceUuid, binary: 'nova-compute', host: h.host, zone: h.availabilityZone, enabled: h.enabled,
@@ -90,7 +110,7 @@ export function hostRoutes(app: FastifyInstance, deps: ComputeDeps): void {
           cpu_info: atLeast(req, '2.28') ? cpuInfo(h) : JSON.stringify(cpuInfo(h)),
         });
       } else {
-        out.uptime = null;
+        out.uptime = isUp(h) ? uptimeOf(h) : null;
       }
       Object.assign(out, {
         hypervisor_type: h.hypervisorType, hypervisor_version: h.hypervisorVersion, host_ip: h.hostIp,
@@ -185,8 +205,11 @@ export function hostRoutes(app: FastifyInstance, deps: ComputeDeps): void {
   app.get<{ Params: { id: string } }>('/v2.1/os-hypervisors/:id/uptime', async (req) => {
     if (atLeast(req, '2.88')) throw new NotFound('The resource could not be found.');
     enforce(req.ctx.auth, 'os_compute_api:os-hypervisors');
-    await findHypervisor(req, req.params.id);
-    throw new GureumError(501, 'Virt driver does not implement host uptime retrieval.');
+    const h = await findHypervisor(req, req.params.id);
+    if (!isUp(h)) throw new BadRequest(`Compute service of ${h.host} is unavailable at this time.`);
+    const uptime = uptimeOf(h);
+    if (uptime === null) throw new GureumError(501, 'The requested functionality is not supported.');
+    return { hypervisor: { ...renderHypervisor(req, h, false), uptime } };
   });
 
   for (const what of ['search', 'servers'] as const) {
