@@ -25,6 +25,14 @@ import { keypairRoutes } from '../services/compute/routes/keypairs.ts';
 import { quotaRoutes } from '../services/compute/routes/quotas.ts';
 import { hostRoutes } from '../services/compute/routes/hosts.ts';
 import { serverGroupRoutes } from '../services/compute/routes/server-groups.ts';
+import { busAgentQueries } from '../services/compute/agent-queries.ts';
+import { extensionRoutes } from '../services/compute/routes/extensions.ts';
+import { externalEventRoutes } from '../services/compute/routes/external-events.ts';
+import { imageProxyRoutes } from '../services/compute/routes/images.ts';
+import { osHostRoutes } from '../services/compute/routes/os-hosts.ts';
+import { quotaClassRoutes } from '../services/compute/routes/quota-classes.ts';
+import { serverExtraRoutes } from '../services/compute/routes/server-extras.ts';
+import { usageRoutes } from '../services/compute/routes/usage.ts';
 import { Scheduler } from '../services/compute/scheduler/scheduler.ts';
 import { schedulerConfig } from '../services/compute/scheduler/config.ts';
 import { configSection } from '../common/config.ts';
@@ -102,6 +110,9 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
     identityMount(identity), imageMount(images), computeMount({ compute, hostStatus: hostStatus.lookup, extra: [
       (a) => flavorRoutes(a, computeDeps), (a) => keypairRoutes(a, computeDeps), (a) => quotaRoutes(a, computeDeps),
       (a) => hostRoutes(a, computeDeps), (a) => serverGroupRoutes(a, computeDeps),
+      (a) => serverExtraRoutes(a, computeDeps, busAgentQueries(bus)), (a) => imageProxyRoutes(a, computeDeps, imageApi),
+      (a) => usageRoutes(a, computeDeps), (a) => quotaClassRoutes(a, computeDeps), (a) => extensionRoutes(a),
+      (a) => externalEventRoutes(a, computeDeps), (a) => osHostRoutes(a, computeDeps),
     ] }),
   ]);
   app.get('/healthz', { config: { auth: false } }, async () => ({ status: 'ok', bus_rtt_ms: await bus.rtt() }));
