@@ -3,6 +3,7 @@ import { m001_identity } from './001_identity.ts';
 import { m002_policies_endpoint_filter } from './002_policies_endpoint_filter.ts';
 import { m003_image } from './003_image.ts';
 import { m004_compute } from './004_compute.ts';
+import { m006_metadefs } from './006_metadefs.ts';
 import { m007_compute_migrations } from './007_compute_migrations.ts';
 
 /** Every migration, in order. Names sort lexically; never rename or edit a landed one. */
@@ -11,5 +12,6 @@ export const migrations: Record<string, Migration> = {
   '002_policies_endpoint_filter': m002_policies_endpoint_filter,
   '003_image': m003_image,
   '004_compute': m004_compute,
+  '006_metadefs': m006_metadefs,
   '007_compute_migrations': m007_compute_migrations,
 };
