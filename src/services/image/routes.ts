@@ -5,6 +5,8 @@ import type { AuthContext } from '../../api/context.ts';
 import { normalizeError, type ErrorFormatter } from '../../api/errors.ts';
 import type { ServiceMount } from '../../api/server.ts';
 import { BadRequest, GureumError, HTTP_TITLES, NotFound, Unauthorized } from '../../common/errors.ts';
+import { metadefRoutes } from './metadefs/routes.ts';
+import { MetadefService } from './metadefs/service.ts';
 import { imageSchema, imagesSchema, memberSchema, membersSchema } from './schemas.ts';
 import type { ImageService, PatchOp } from './service.ts';
 import {
@@ -234,7 +236,7 @@ const auth = (req: FastifyRequest): AuthContext => {
 
 type IdParams = { Params: { id: string } };
 
-function imageRoutes(app: FastifyInstance, images: ImageService): void {
+function imageRoutes(app: FastifyInstance, images: ImageService, metadefs: MetadefService): void {
   app.setErrorHandler((err, req, reply) => sendGlanceError(err, req, reply));
   // Upload bodies reach the handler as the raw request stream: never buffered, no body limit.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => { done(null, payload); });
@@ -342,9 +344,12 @@ function imageRoutes(app: FastifyInstance, images: ImageService): void {
     await images.deleteMember(auth(req), req.params.id, req.params.member);
     return reply.code(204).send();
   });
+
+  metadefRoutes(app, metadefs);
 }
 
-export function imageMount(images: ImageService): ServiceMount {
+/** The image API; the metadefs catalog shares its database unless given its own service. */
+export function imageMount(images: ImageService, metadefs: MetadefService = new MetadefService(images.db)): ServiceMount {
   return {
     prefix: '/image',
     // Used by the shared server for requests that match no image route (404s).
@@ -352,7 +357,7 @@ export function imageMount(images: ImageService): ServiceMount {
     routes: async (app: FastifyInstance) => {
       // A child scope so the image API has its own error handler (webob's HTML/JSON
       // error bodies) and its own body parsers (octet-stream streams, JSON patch).
-      await app.register(async (scope) => { imageRoutes(scope, images); });
+      await app.register(async (scope) => { imageRoutes(scope, images, metadefs); });
     },
   };
 }
