@@ -44,7 +44,7 @@ test('boot gureum-tiny with a key and user_data: ACTIVE, marker on the console, 
   const images = await json<{ Name: string }[]>('image', 'list');
   assert.ok(images.some((i) => i.Name === 'gureum-tiny') && images.some((i) => i.Name === 'gureum-tiny-disk'), 'built-in images registered');
   const created = await json<Server>('server', 'create', '--image', 'gureum-tiny', '--flavor', 'm1.tiny', '--key-name', 'k1',
-    '--user-data', join(cloud.dir, 'ud.sh'), '--property', 'role=test', 'vm1');
+    '--user-data', join(cloud.dir, 'ud.sh'), '--property', 'role=test', '--config-drive', 'true', 'vm1');
   assert.match(created.id, /^[0-9a-f-]{36}$/);
   vm1 = await waitStatus(created.id, 'ACTIVE');
   assert.equal(vm1['OS-EXT-STS:power_state'], 1, 'power state RUNNING');
@@ -54,7 +54,8 @@ test('boot gureum-tiny with a key and user_data: ACTIVE, marker on the console, 
     const out = String(await os('console', 'log', 'show', 'vm1'));
     return /GUREUM-GUEST-READY vm1 /.test(out) ? out : undefined;
   });
-  assert.match(log, /GUREUM-GUEST-READY vm1 10\.0\.2\.15/);
+  assert.match(log, /GUREUM-GUEST-READY vm1 169\.254\.169\.15/);
+  assert.ok(existsSync(join(instDir(created.id), 'disk.config')), 'config_drive=true attaches a config drive');
   assert.equal(await qemuStatus(vm1.id), 'running');
   const withUserData = await until('user_data output on the console', async () => {
     const out = String(await os('console', 'log', 'show', 'vm1'));
@@ -175,10 +176,16 @@ test('another project cannot see or touch the server; a locked server refuses it
   assert.equal((await server(vm1.id)).status, 'ACTIVE');
 });
 
-test('the whole-disk image boots through the BIOS and a bootloader', { timeout: 240_000 }, async () => {
+test('the whole-disk image boots through the BIOS and a bootloader; without a config drive the metadata service configures it', { timeout: 240_000 }, async () => {
   const s = await json<Server>('server', 'create', '--image', 'gureum-tiny-disk', '--flavor', 'm1.tiny', '--key-name', 'k1', 'diskvm');
   await waitStatus(s.id, 'ACTIVE');
+  // No config drive asked for: the hostname in the marker came from the metadata service (169.254.169.254).
   await until('the ready marker from the disk image', async () => /GUREUM-GUEST-READY diskvm /.test(String(await os('console', 'log', 'show', s.id))), 180_000, 1000);
+  assert.ok(!existsSync(join(instDir(s.id), 'disk.config')), 'no config drive unless asked for');
+  const log = String(await os('console', 'log', 'show', s.id));
+  const port = /ssh -p (\d+) root@127\.0\.0\.1/.exec(log)?.[1];
+  assert.ok(port);
+  assert.equal((await until('ssh with the key from the metadata service', () => ssh(port, key, 'hostname'), 60_000, 1000)).trim(), 'diskvm');
   await os('server', 'delete', '--wait', s.id);
 });
 

@@ -11,6 +11,7 @@ import type { Logger } from '../common/logger.ts';
 import { PowerStateCode, type HostCapabilities, type InstanceSpec, type InstanceState } from './hypervisor/driver.ts';
 import { QemuDriver } from './hypervisor/qemu/driver.ts';
 import { InstanceLifecycle } from './lifecycle.ts';
+import { MetadataServers } from './metadata/index.ts';
 import { ImageCache, type ImageSource } from './storage/image-cache.ts';
 
 export interface AgentOptions {
@@ -89,7 +90,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     return { power: code(st), cpuTimeNs: st.cpuTimeNs, memoryKb: st.memoryKb };
   }
 
-  const life = new InstanceLifecycle({ driver, cache, instancesDir, log, source });
+  const metadata = new MetadataServers({ log });
+  const life = new InstanceLifecycle({ driver, cache, metadata, instancesDir, log, source });
   const building = life.building;
   const rlog = (requestId: string, uuid: string) => log.child({ request_id: requestId, instance: uuid });
   bus.serve(subjects.build, (req, meta) => life.build(req, rlog(meta.requestId, req.uuid)));
@@ -100,11 +102,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   bus.serve(subjects.rescue, (req, meta) => life.rescue(req, rlog(meta.requestId, req.uuid)));
   bus.serve(subjects.unrescue, (req, meta) => life.unrescue(req.uuid, rlog(meta.requestId, req.uuid)));
   bus.serve(subjects.action, (req) => act(req.uuid, req.verb, req.timeoutMs ?? 60_000));
-  bus.serve(subjects.remove, async (req) => {
-    const existed = existsSync(join(instancesDir, req.uuid));
-    await driver.remove(req.uuid);
-    return { removed: existed };
-  });
+  bus.serve(subjects.remove, async (req) => ({ removed: await life.remove(req.uuid) }));
   bus.serve(subjects.state, async (req) => {
     if (!existsSync(join(instancesDir, req.uuid, 'spec.json'))) return { exists: false, power: 0 as PowerCode };
     const st = await driver.getState(req.uuid);
@@ -141,14 +139,15 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   bus.serve(HealthPing, () => ({ process: 'agent', host, pid: process.pid, startedAt }));
 
   // Re-adopt what survived the last run, then introduce ourselves; the controller says what to clean up.
-  await driver.adopt();
+  const adopted = await driver.adopt();
+  await life.adoptMetadata([...adopted.keys()]);
   const hello = await bus.request(AgentHello, await report(), { timeoutMs: 30_000 }).catch((err: unknown) => {
     log.warn({ err: (err as Error).message }, 'controller did not answer hello; continuing with heartbeats');
     return { remove: [] as string[] };
   });
   for (const uuid of hello.remove) {
     log.info({ instance: uuid }, 'removing an instance the controller does not know here');
-    await driver.remove(uuid).catch((err: unknown) => log.warn({ instance: uuid, err: (err as Error).message }, 'remove failed'));
+    await life.remove(uuid).catch((err: unknown) => log.warn({ instance: uuid, err: (err as Error).message }, 'remove failed'));
   }
   const beat = async () => { if (!bus.closed) bus.publish(AgentHeartbeat, await report()); };
   driver.on('lifecycle', () => { void beat().catch(() => undefined); });
@@ -160,6 +159,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     host, caps,
     async stop() {
       clearInterval(timer);
+      await metadata.close();
       await driver.close();
       await bus.close();
     },

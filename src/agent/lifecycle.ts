@@ -15,6 +15,8 @@ import { promisify } from 'node:util';
 import type { BuildRequest, ImageRef, PowerCode, RebuildRequest, RescueRequest, ResizeRequest, StateReply } from '../bus/compute.ts';
 import type { Logger } from '../common/logger.ts';
 import { PowerStateCode, type DiskSpec, type HypervisorDriver, type InstanceSpec } from './hypervisor/driver.ts';
+import { USER_NETWORK } from './hypervisor/qemu/cmdline.ts';
+import { clearPassword, MetadataServers, writeMetadataDocument } from './metadata/index.ts';
 import { buildConfigDrive } from './storage/config-drive.ts';
 import { createEphemeral, createRootOverlay, createSwap, growDisk, virtualSize } from './storage/disks.ts';
 import type { ImageCache, ImageSource } from './storage/image-cache.ts';
@@ -37,6 +39,8 @@ export function freeLoopbackPort(): Promise<number> {
 export interface LifecycleDeps {
   driver: HypervisorDriver;
   cache: ImageCache;
+  /** The per-instance metadata servers (http://169.254.169.254/ for guests on the user-mode network). */
+  metadata: MetadataServers;
   instancesDir: string;
   log: Logger;
   /** Where an image's data comes from (a local file of the image store, or a download with the caller's token). */
@@ -93,16 +97,24 @@ export class InstanceLifecycle {
       await createSwap(join(dir, F.swap), req.swapMb);
       disks.push({ path: join(dir, F.swap), format: 'raw' });
     }
-    await buildConfigDrive(join(dir, F.config), {
-      metaData: req.metaData, userData: req.userData ? Buffer.from(req.userData, 'base64') : undefined,
-      networkData: req.networkData, vendorData: req.vendorData,
+    if (req.configDrive) {
+      await buildConfigDrive(join(dir, F.config), {
+        metaData: req.metaData, userData: req.userData ? Buffer.from(req.userData, 'base64') : undefined,
+        networkData: req.networkData, vendorData: req.vendorData,
+      });
+      disks.push({ path: join(dir, F.config), format: 'raw', readonly: true });
+    }
+    // The metadata service answers before QEMU starts: the guest asks early in its boot.
+    await writeMetadataDocument(dir, {
+      metaData: req.metaData, userData: req.userData, networkData: req.networkData, vendorData: req.vendorData,
+      ec2: req.ec2 && { ...req.ec2, localIpv4: USER_NETWORK.guest },
     });
-    disks.push({ path: join(dir, F.config), format: 'raw', readonly: true });
+    const metadataSocket = req.network === 'auto' ? await this.d.metadata.start(req.uuid, dir) : undefined;
     const sshHostPort = req.network === 'auto' ? keep.sshHostPort ?? req.sshHostPort ?? await freeLoopbackPort() : undefined;
     return {
       uuid: req.uuid, name: req.name, vcpus: req.vcpus, memoryMb: req.memoryMb,
       boot: kernel ? { kind: 'kernel', kernel, ramdisk, cmdline: req.cmdline } : { kind: 'disk' },
-      disks, nics: req.network === 'auto' ? [{ kind: 'user', mac: keep.mac ?? req.mac, sshHostPort }] : [],
+      disks, nics: req.network === 'auto' ? [{ kind: 'user', mac: keep.mac ?? req.mac, sshHostPort, metadataSocket }] : [],
     };
   }
 
@@ -127,6 +139,7 @@ export class InstanceLifecycle {
     await this.d.driver.powerOff(req.uuid, req.shutdownTimeoutMs);
     const dir = this.dir(req.uuid);
     for (const f of [F.root, F.swap, F.config, F.rescue, ...(req.preserveEphemeral ? [] : [F.ephemeral])]) await rm(join(dir, f), { force: true });
+    await clearPassword(dir);
     const spec = await this.prepare(req, {
       sshHostPort: oldNic?.kind === 'user' ? oldNic.sshHostPort : undefined, mac: oldNic?.mac, ephemeral: req.preserveEphemeral,
     });
@@ -236,6 +249,21 @@ export class InstanceLifecycle {
     await this.d.driver.spawn(spec);
     log.info({ image: req.image.id }, 'instance rescued');
     return this.reply(req.uuid);
+  }
+
+  /** Serve metadata again for every instance on this host that has a document (after an agent restart). */
+  async adoptMetadata(uuids: string[]): Promise<void> {
+    for (const uuid of uuids) {
+      if (existsSync(join(this.dir(uuid), 'metadata.json'))) await this.d.metadata.start(uuid, this.dir(uuid));
+    }
+  }
+
+  /** Stop and delete everything of an instance on this host. */
+  async remove(uuid: string): Promise<boolean> {
+    const existed = existsSync(this.dir(uuid));
+    await this.d.metadata.stop(uuid);
+    await this.d.driver.remove(uuid);
+    return existed;
   }
 
   /** Unrescue: stop the rescue guest, drop its disk, boot the instance's own spec again. */

@@ -61,7 +61,11 @@ export interface BuildRequest {
   network: 'none' | 'auto';
   mac: string;
   sshHostPort?: number;
-  /** The config drive's contents. */
+  /** Attach a config drive (config_drive=true); the metadata service serves the same data either way. */
+  configDrive: boolean;
+  /** Facts only the EC2-style metadata API shows. */
+  ec2?: { instanceId: string; amiId: string; instanceType: string; reservationId: string };
+  /** The metadata (config drive and metadata service). */
   metaData: Record<string, unknown>;
   userData?: string;
   networkData?: Record<string, unknown>;

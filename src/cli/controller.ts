@@ -17,7 +17,7 @@ import { imageMount } from '../services/image/routes.ts';
 import { ImageService, type PatchOp } from '../services/image/service.ts';
 import type { AuthContext } from '../api/context.ts';
 import { Conductor } from '../services/compute/conductor.ts';
-import { DEFAULT_COMPUTE_CONFIG, type ComputeDeps } from '../services/compute/deps.ts';
+import { computeSettings, DEFAULT_COMPUTE_CONFIG, type ComputeDeps } from '../services/compute/deps.ts';
 import type { ImageApi } from '../services/compute/images.ts';
 import { computeMount } from '../services/compute/routes.ts';
 import { bootstrapFlavors, flavorRoutes } from '../services/compute/routes/flavors.ts';
@@ -33,6 +33,7 @@ import { osHostRoutes } from '../services/compute/routes/os-hosts.ts';
 import { quotaClassRoutes } from '../services/compute/routes/quota-classes.ts';
 import { serverExtraRoutes } from '../services/compute/routes/server-extras.ts';
 import { usageRoutes } from '../services/compute/routes/usage.ts';
+import { migrationRoutes } from '../services/compute/routes/migrations.ts';
 import { Scheduler } from '../services/compute/scheduler/scheduler.ts';
 import { schedulerConfig } from '../services/compute/scheduler/config.ts';
 import { configSection } from '../common/config.ts';
@@ -98,7 +99,7 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
   bus.subscribe(IdentityChanged, (m) => { if (m.from !== me) void identity.refreshFromPeer(); });
 
   const sched = schedulerConfig(configSection(cfg, 'scheduler'));
-  const computeDeps: ComputeDeps = { db: database.db, log: log.child({ component: 'compute' }), cfg: { ...DEFAULT_COMPUTE_CONFIG, ...sched.ratios } };
+  const computeDeps: ComputeDeps = { db: database.db, log: log.child({ component: 'compute' }), cfg: { ...DEFAULT_COMPUTE_CONFIG, ...sched.ratios, ...computeSettings(configSection(cfg, 'compute')) } };
   const imageApi = computeImageApi(images, cfg.publicUrl);
   const conductor = new Conductor(computeDeps, bus, imageApi, new Scheduler(sched.options), log.child({ component: 'conductor' }));
   const compute = new ComputeService(computeDeps, imageApi, conductor);
@@ -113,6 +114,7 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
       (a) => serverExtraRoutes(a, computeDeps, busAgentQueries(bus)), (a) => imageProxyRoutes(a, computeDeps, imageApi),
       (a) => usageRoutes(a, computeDeps), (a) => quotaClassRoutes(a, computeDeps), (a) => extensionRoutes(a),
       (a) => externalEventRoutes(a, computeDeps), (a) => osHostRoutes(a, computeDeps),
+      (a) => migrationRoutes(a, computeDeps, compute),
     ] }),
   ]);
   app.get('/healthz', { config: { auth: false } }, async () => ({ status: 'ok', bus_rtt_ms: await bus.rtt() }));

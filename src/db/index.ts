@@ -41,7 +41,10 @@ class StaticProvider implements MigrationProvider {
 }
 
 export async function migrate(db: Db): Promise<void> {
-  const migrator = new Migrator({ db, provider: new StaticProvider(), migrationTableName: 'gureum_migrations', migrationLockTableName: 'gureum_migration_lock' });
+  // Migrations land from parallel work (006 after 007 was applied somewhere): apply any missing one, in name order.
+  const migrator = new Migrator({
+    db, provider: new StaticProvider(), migrationTableName: 'gureum_migrations', migrationLockTableName: 'gureum_migration_lock', allowUnorderedMigrations: true,
+  });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) throw new Error(`database migration failed${failed ? ` at ${failed.migrationName}` : ''}: ${String(error)}`);

@@ -340,6 +340,11 @@ export class Conductor {
       vcpus: inst.flavor.vcpus, memoryMb: inst.flavor.ram, rootGb: inst.flavor.disk, ephemeralGb: inst.flavor.ephemeral, swapMb: inst.flavor.swap,
       image: this.imageRef(image), kernel: kernel && this.imageRef(kernel), ramdisk: ramdisk && this.imageRef(ramdisk),
       cmdline: image.properties.os_command_line, token, network: inst.networks, mac: randomMac(),
+      configDrive: inst.configDrive === 'True' || this.deps.cfg.forceConfigDrive,
+      ec2: {
+        instanceId: `i-${inst.id.toString(16).padStart(8, '0')}`, amiId: `ami-${image.id.replace(/-/g, '').slice(0, 8)}`,
+        instanceType: inst.flavor.name, reservationId: inst.reservationId,
+      },
       metaData, userData: inst.userData ?? undefined,
       networkData: { links: [], networks: [], services: [] },
     };
@@ -384,7 +389,7 @@ export class Conductor {
   // ---- snapshot ----
 
   /** createImage: the agent copies the root disk consistently and uploads it to the image API. */
-  snapshot(uuid: string, imageId: string, actionId: number, auth: Parameters<ImageApi['discard']>[0], wc: WorkContext): void {
+  snapshot(uuid: string, imageId: string, actionId: number, auth: Parameters<ImageApi['discard']>[0], wc: WorkContext, onUploaded?: () => Promise<void>): void {
     void (async () => {
       const db = this.deps.db;
       const inst = await store.getInstance(db, uuid);
@@ -398,6 +403,7 @@ export class Conductor {
         if (status !== 'active') throw new Error(`the uploaded snapshot image is ${status}`);
         await store.finishEvent(db, actionId, 'compute_snapshot_instance', true);
         wc.log.info({ instance: uuid, image: imageId }, 'snapshot uploaded');
+        await onUploaded?.();
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
         wc.log.warn({ instance: uuid, image: imageId, err: msg }, 'snapshot failed');

@@ -14,6 +14,8 @@ export interface ComputeConfig {
   shelvedOffloadTimeSec: number;
   /** Seconds a deleted server stays SOFT_DELETED, restorable, before it is reclaimed (0: delete at once; Nova's reclaim_instance_interval). */
   reclaimInstanceIntervalSec: number;
+  /** Attach a config drive to every server, asked for or not (Nova's force_config_drive). */
+  forceConfigDrive: boolean;
 }
 
 export const DEFAULT_COMPUTE_CONFIG: ComputeConfig = {
@@ -23,6 +25,7 @@ export const DEFAULT_COMPUTE_CONFIG: ComputeConfig = {
   serviceDownTimeSec: 60,
   shelvedOffloadTimeSec: 0,
   reclaimInstanceIntervalSec: 0,
+  forceConfigDrive: false,
   defaultQuotas: {
     instances: 10, cores: 20, ram: 51200, metadata_items: 128, key_pairs: 100, server_groups: 10,
     server_group_members: 10, injected_files: 5, injected_file_content_bytes: 10240, injected_file_path_bytes: 255,
@@ -34,4 +37,37 @@ export interface ComputeDeps {
   db: Db;
   log: Logger;
   cfg: ComputeConfig;
+}
+
+/**
+ * The `compute:` section of gureum.yaml, with Nova's option names:
+ *
+ *   compute:
+ *     shelved_offload_time: 0          # seconds; -1 keeps shelved servers on their host
+ *     reclaim_instance_interval: 0     # seconds; > 0 makes delete a restorable soft delete
+ *     force_config_drive: false
+ *
+ * Unknown keys and wrong types are errors at start.
+ */
+export function computeSettings(section: unknown): Pick<ComputeConfig, 'shelvedOffloadTimeSec' | 'reclaimInstanceIntervalSec' | 'forceConfigDrive'> {
+  const out = {
+    shelvedOffloadTimeSec: DEFAULT_COMPUTE_CONFIG.shelvedOffloadTimeSec,
+    reclaimInstanceIntervalSec: DEFAULT_COMPUTE_CONFIG.reclaimInstanceIntervalSec,
+    forceConfigDrive: DEFAULT_COMPUTE_CONFIG.forceConfigDrive,
+  };
+  if (section === undefined || section === null) return out;
+  if (typeof section !== 'object' || Array.isArray(section)) throw new Error('compute: expected a mapping');
+  const int = (k: string, v: unknown, min: number): number => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new Error(`compute.${k}: expected an integer >= ${min}, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  for (const [k, v] of Object.entries(section as Record<string, unknown>)) {
+    if (k === 'shelved_offload_time') out.shelvedOffloadTimeSec = int(k, v, -1);
+    else if (k === 'reclaim_instance_interval') out.reclaimInstanceIntervalSec = int(k, v, 0);
+    else if (k === 'force_config_drive') {
+      if (typeof v !== 'boolean') throw new Error(`compute.force_config_drive: expected true or false, got ${JSON.stringify(v)}`);
+      out.forceConfigDrive = v;
+    } else throw new Error(`compute.${k}: unknown setting (known: shelved_offload_time, reclaim_instance_interval, force_config_drive)`);
+  }
+  return out;
 }

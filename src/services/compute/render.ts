@@ -27,7 +27,7 @@ export function serverBrief(req: FastifyRequest, inst: Instance) {
 /** The addresses a server has: the user-mode NAT address until tenant networking exists. */
 export function addresses(inst: Instance): Record<string, { addr: string; version: number; 'OS-EXT-IPS:type': string; 'OS-EXT-IPS-MAC:mac_addr'?: string }[]> {
   if (inst.networks === 'none' || !inst.host || inst.vmState === 'building') return {};
-  return { user: [{ addr: '10.0.2.15', version: 4, 'OS-EXT-IPS:type': 'fixed' }] };
+  return { user: [{ addr: '169.254.169.15', version: 4, 'OS-EXT-IPS:type': 'fixed' }] };
 }
 
 export interface HostStatusLookup { (host: string | null): string }
