@@ -153,6 +153,26 @@ test('rescue boots the image with the server disk second; unrescue boots the ser
   assert.match(await openstackFails(cloud.env, 'server', 'unrescue', id), /while it is in vm_state active/);
 });
 
+test('createBackup keeps the newest `rotation` backups of a type', { timeout: 240_000 }, async () => {
+  const id = vm.id;
+  const backups = async () => (await t.json<{ Name: string; Status: string }[]>('image', 'list')).filter((i) => i.Name.startsWith('life1-daily-'));
+  await t.os('server', 'backup', 'create', '--name', 'life1-daily-1', '--type', 'daily', '--rotate', '2', '--wait', id);
+  await t.waitStatus(id, 'ACTIVE');
+  await t.os('server', 'backup', 'create', '--name', 'life1-daily-2', '--type', 'daily', '--rotate', '2', '--wait', id);
+  await t.waitStatus(id, 'ACTIVE');
+  assert.deepEqual((await backups()).map((b) => b.Name).sort(), ['life1-daily-1', 'life1-daily-2']);
+  await t.os('server', 'backup', 'create', '--name', 'life1-daily-3', '--type', 'daily', '--rotate', '2', '--wait', id);
+  await t.waitStatus(id, 'ACTIVE');
+  const left = await until('the oldest backup to be rotated out', async () => {
+    const b = (await backups()).map((x) => x.Name).sort();
+    return b.length === 2 ? b : undefined;
+  }, 30_000, 1000);
+  assert.deepEqual(left, ['life1-daily-2', 'life1-daily-3']);
+  const img = await t.json<Record<string, unknown>>('image', 'show', 'life1-daily-3');
+  assert.match(JSON.stringify(img.properties), /backup_type\W+daily/);
+  for (const b of left) await t.os('image', 'delete', b);
+});
+
 test('shelve offloads (no QEMU, no files, no host resources, a -shelved image); unshelve boots it again with its data and drops the image', { timeout: 420_000 }, async () => {
   const id = vm.id;
   await writeMark('survives-shelve');

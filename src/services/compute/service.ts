@@ -11,7 +11,7 @@ import type { ComputeImage, ImageApi } from './images.ts';
 import * as store from './store.ts';
 import { STATUS_TO_VM, type Flavor, type Instance, type TaskState, type VmState } from './types.ts';
 import { reclaimExpired, softDelete } from './lifecycle/admin.ts';
-import { dropShelvedImage, offloadExpired } from './lifecycle/shelve.ts';
+import { dropShelvedImage, inheritedProperties, offloadExpired } from './lifecycle/shelve.ts';
 import './policy.ts';
 
 export interface CreateServerInput {
@@ -418,22 +418,24 @@ export class ComputeService {
   }
 
   /** createImage: snapshot the root disk into a new private Glance image while the VM keeps running. */
-  async createImage(ctx: RequestContext, auth: AuthContext, uuid: string, name: string, metadata: Record<string, string>): Promise<string> {
-    const inst = await this.get(auth, uuid, 'os_compute_api:servers:action');
+  async createImage(ctx: RequestContext, auth: AuthContext, uuid: string, name: string, metadata: Record<string, string>,
+    backup?: { properties: Record<string, string>; onUploaded: () => Promise<void> }): Promise<string> {
+    const inst = await this.get(auth, uuid, backup ? 'os_compute_api:os-create-backup' : 'os_compute_api:servers:action');
+    const action = backup ? 'createBackup' : 'createImage';
     this.checkLock(auth, inst);
     const allowed: VmState[] = ['active', 'stopped', 'paused', 'suspended'];
-    if (inst.taskState !== null) throw invalidState('createImage', uuid, 'task_state', inst.taskState);
-    if (!allowed.includes(inst.vmState) || !inst.host) throw invalidState('createImage', uuid, 'vm_state', inst.vmState);
+    if (inst.taskState !== null) throw invalidState(action, uuid, 'task_state', inst.taskState);
+    if (!allowed.includes(inst.vmState) || !inst.host) throw invalidState(action, uuid, 'vm_state', inst.vmState);
     const sys = JSON.parse((await this.db.selectFrom('instances').select('system_metadata').where('uuid', '=', uuid).executeTakeFirstOrThrow()).system_metadata) as Record<string, string>;
     const base = JSON.parse(sys.image ?? 'null') as ComputeImage | null;
     // The snapshot boots like its source: kernel/ramdisk and the hw_/os_ properties carry over.
-    const inherited = Object.fromEntries(Object.entries(base?.properties ?? {}).filter(([k]) =>
-      ['kernel_id', 'ramdisk_id', 'os_command_line', 'os_distro', 'os_type', 'architecture'].includes(k) || k.startsWith('hw_')));
+    const inherited = inheritedProperties(base);
     const properties = {
       ...inherited, ...metadata, image_type: 'snapshot', instance_uuid: uuid, base_image_ref: inst.imageRef, user_id: auth.userId, image_location: 'snapshot',
+      ...backup?.properties,
     };
     if (!(await store.updateInstance(this.db, uuid, { task_state: 'image_snapshot' }, [null], allowed))) {
-      throw invalidState('createImage', uuid, 'task_state', 'image_snapshot');
+      throw invalidState(action, uuid, 'task_state', 'image_snapshot');
     }
     let imageId: string;
     try {
@@ -442,8 +444,8 @@ export class ComputeService {
       await store.updateInstance(this.db, uuid, { task_state: null }, ['image_snapshot']);
       throw err;
     }
-    const actionId = await store.startAction(this.db, { requestId: ctx.requestId, uuid, action: 'createImage', projectId: inst.projectId, userId: auth.userId });
-    this.conductor.snapshot(uuid, imageId, actionId, auth, { requestId: ctx.requestId, token: auth.token, log: ctx.log });
+    const actionId = await store.startAction(this.db, { requestId: ctx.requestId, uuid, action, projectId: inst.projectId, userId: auth.userId });
+    this.conductor.snapshot(uuid, imageId, actionId, auth, { requestId: ctx.requestId, token: auth.token, log: ctx.log }, backup?.onUploaded);
     return imageId;
   }
 

@@ -1,8 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { BadRequest } from '../../../common/errors.ts';
-import { atLeast, validateBody } from '../http.ts';
+import { atLeast, computeBase, validateBody } from '../http.ts';
 import { forceDelete, resetState, restore } from '../lifecycle/admin.ts';
+import { createBackup } from '../lifecycle/backup.ts';
 import { rebuild, type RebuildInput } from '../lifecycle/rebuild.ts';
 import { rescue, unrescue } from '../lifecycle/rescue.ts';
 import { confirmResize, resize, revertResize } from '../lifecycle/resize.ts';
@@ -47,6 +48,12 @@ const RescueArgs = Type.Object({
   rescue_image_ref: Type.Optional(ImageRefString),
 }, { additionalProperties: false });
 const ResetStateArgs = Type.Object({ state: Type.Union([Type.Literal('active'), Type.Literal('error')]) }, { additionalProperties: false });
+const BackupArgs = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 255 }),
+  backup_type: Type.String(),
+  rotation: Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^[0-9]+$' })]),
+  metadata: Type.Optional(Metadata),
+}, { additionalProperties: false });
 const UnshelveArgs = Type.Object({ availability_zone: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Null()])) }, { additionalProperties: false });
 
 /** An image reference may be an id or a URL ending in it (Nova takes the last path segment). */
@@ -123,6 +130,16 @@ export const LIFECYCLE_ACTIONS: Record<string, Handler> = {
     noArgs('unrescue', args);
     await unrescue(compute, req.ctx, req.ctx.auth!, id);
     return reply.code(202).send();
+  },
+  async createBackup(req, reply, compute, id, args) {
+    const a = validateBody(BackupArgs, args, 'createBackup');
+    const imageId = await createBackup(compute, req.ctx, req.ctx.auth!, id, {
+      name: a.name, backupType: a.backup_type, rotation: Number(a.rotation), metadata: a.metadata ?? {},
+    });
+    void reply.code(202);
+    if (atLeast(req, '2.45')) return { image_id: imageId };
+    void reply.header('location', `${computeBase(req).replace(/\/compute$/, '')}/image/v2/images/${imageId}`);
+    return reply.send();
   },
   async 'os-resetState'(req, reply, compute, id, args) {
     const a = validateBody(ResetStateArgs, args, 'os-resetState');
