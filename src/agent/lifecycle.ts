@@ -75,16 +75,22 @@ export class InstanceLifecycle {
     };
   }
 
-  /** Disks, config drive and spec for a build request (nothing runs yet). */
-  private async prepare(req: BuildRequest, keep: { sshHostPort?: number; mac?: string; ephemeral?: boolean } = {}): Promise<InstanceSpec> {
-    const dir = this.dir(req.uuid);
-    await mkdir(dir, { recursive: true });
+  /** The image (and kernel/ramdisk images) of a request in this host's cache, fetched when missing. */
+  private async images(req: { image: ImageRef; kernel?: ImageRef; ramdisk?: ImageRef; token: string }) {
     const { cache } = this.d;
     const [base, kernel, ramdisk] = await Promise.all([
       cache.ensure(req.image.id, req.image.sha512, this.d.source(req.image, req.token)),
       req.kernel ? cache.ensure(req.kernel.id, req.kernel.sha512, this.d.source(req.kernel, req.token)) : undefined,
       req.ramdisk ? cache.ensure(req.ramdisk.id, req.ramdisk.sha512, this.d.source(req.ramdisk, req.token)) : undefined,
     ]);
+    return { base, kernel, ramdisk };
+  }
+
+  /** Disks, config drive and spec for a build request (nothing runs yet). */
+  private async prepare(req: BuildRequest, keep: { sshHostPort?: number; mac?: string; ephemeral?: boolean } = {}): Promise<InstanceSpec> {
+    const dir = this.dir(req.uuid);
+    await mkdir(dir, { recursive: true });
+    const { base, kernel, ramdisk } = await this.images(req);
     const root = join(dir, F.root);
     await createRootOverlay(base, req.image.diskFormat === 'qcow2' ? 'qcow2' : 'raw', root, req.rootGb > 0 ? req.rootGb : undefined);
     const disks: DiskSpec[] = [{ path: root, format: 'qcow2' }];
@@ -232,12 +238,7 @@ export class InstanceLifecycle {
     const own = (await readJsonFile<InstanceSpec>(saved)) ?? await this.d.driver.getSpec(req.uuid);
     await this.d.driver.powerOff(req.uuid, req.shutdownTimeoutMs);
     await writeFile(saved, JSON.stringify(own));
-    const { cache } = this.d;
-    const [base, kernel, ramdisk] = await Promise.all([
-      cache.ensure(req.image.id, req.image.sha512, this.d.source(req.image, req.token)),
-      req.kernel ? cache.ensure(req.kernel.id, req.kernel.sha512, this.d.source(req.kernel, req.token)) : undefined,
-      req.ramdisk ? cache.ensure(req.ramdisk.id, req.ramdisk.sha512, this.d.source(req.ramdisk, req.token)) : undefined,
-    ]);
+    const { base, kernel, ramdisk } = await this.images(req);
     const disk = join(dir, F.rescue);
     await rm(disk, { force: true });
     await createRootOverlay(base, req.image.diskFormat === 'qcow2' ? 'qcow2' : 'raw', disk);

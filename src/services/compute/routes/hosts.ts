@@ -1,13 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { hostname, loadavg, uptime as osUptime } from 'node:os';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { Type, type Static, type TSchema } from 'typebox';
-import { Value } from 'typebox/value';
+import { Type, type Static } from 'typebox';
 import { enforce } from '../../../api/policy.ts';
 import { BadRequest, Conflict, GureumError, NotFound } from '../../../common/errors.ts';
 import { isoNow, isUniqueViolation } from '../../../db/index.ts';
 import type { ComputeDeps } from '../deps.ts';
-import { atLeast, boolParam, computeBase, intParam } from '../http.ts';
+import { atLeast, boolParam, computeBase, intParam, validateBody } from '../http.ts';
 import '../policy.ts';
 import * as store from '../store.ts';
 import type { ComputeHost } from '../types.ts';
@@ -259,7 +258,7 @@ export function hostRoutes(app: FastifyInstance, deps: ComputeDeps): void {
       if (!['enable', 'disable', 'disable-log-reason', 'force-down'].includes(action) || (action === 'force-down' && !atLeast(req, '2.11'))) {
         throw new NotFound(`Unknown action`);
       }
-      const body = validate(LegacyBody, req.body, 'body');
+      const body = validateBody(LegacyBody, req.body, 'body');
       const s = (await services()).find((x) => x.host === body.host && x.binary === body.binary);
       if (!s) throw new NotFound(`Compute host ${body.host} with binary ${body.binary} could not be found.`);
       const h = onlyCompute(s);
@@ -284,7 +283,7 @@ export function hostRoutes(app: FastifyInstance, deps: ComputeDeps): void {
       }
     }
     if (!UUID_RE.test(id)) throw new BadRequest(`Invalid uuid ${id}`);
-    const body = validate(UpdateBody, req.body, 'body');
+    const body = validateBody(UpdateBody, req.body, 'body');
     const s = (await services()).find((x) => x.uuid === id);
     if (!s) throw new NotFound(`Service ${id} could not be found.`);
     const h = onlyCompute(s);
@@ -505,15 +504,3 @@ export function hostRoutes(app: FastifyInstance, deps: ComputeDeps): void {
   });
 }
 
-/** Validate a body against a schema chosen at run time (the legacy and 2.53 service updates differ). */
-function validate<T extends TSchema>(schema: T, value: unknown, what: string): Static<T> {
-  if (value === undefined || value === null || typeof value !== 'object') throw new BadRequest(`Invalid input for field/attribute ${what}: a JSON object is required.`);
-  if (!Value.Check(schema, value)) {
-    const errors = Value.Errors(schema, value);
-    const first = errors.find((e) => e.keyword !== 'boolean') ?? errors[0];
-    const extra = (first?.params as { additionalProperties?: string[] } | undefined)?.additionalProperties;
-    const where = first?.instancePath.replace(/^\//, '') || what;
-    throw new BadRequest(`Invalid input for field/attribute ${where}. ${first?.message ?? 'Invalid input'}${extra ? ` (${extra.map((x) => `'${x}'`).join(', ')} was unexpected)` : ''}`);
-  }
-  return value as Static<T>;
-}

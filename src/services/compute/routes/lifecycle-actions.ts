@@ -74,6 +74,15 @@ function newPassword(): string {
 
 type Handler = (req: FastifyRequest, reply: FastifyReply, compute: ComputeService, id: string, args: unknown) => Promise<unknown>;
 
+/** An action that takes no arguments and answers with an empty body. */
+function withoutArgs(action: string, run: (svc: ComputeService, ctx: FastifyRequest['ctx'], auth: NonNullable<FastifyRequest['ctx']['auth']>, id: string) => Promise<void>, code = 202): Handler {
+  return async (req, reply, compute, id, args) => {
+    noArgs(action, args);
+    await run(compute, req.ctx, req.ctx.auth!, id);
+    return reply.code(code).send();
+  };
+}
+
 export const LIFECYCLE_ACTIONS: Record<string, Handler> = {
   async rebuild(req, reply, compute, id, args) {
     const a = validateBody(rebuildSchema(req), args, 'rebuild') as Record<string, unknown>;
@@ -94,26 +103,10 @@ export const LIFECYCLE_ACTIONS: Record<string, Handler> = {
     await resize(compute, req.ctx, req.ctx.auth!, id, String(a.flavorRef));
     return reply.code(202).send();
   },
-  async confirmResize(req, reply, compute, id, args) {
-    noArgs('confirmResize', args);
-    await confirmResize(compute, req.ctx, req.ctx.auth!, id);
-    return reply.code(204).send();
-  },
-  async revertResize(req, reply, compute, id, args) {
-    noArgs('revertResize', args);
-    await revertResize(compute, req.ctx, req.ctx.auth!, id);
-    return reply.code(202).send();
-  },
-  async shelve(req, reply, compute, id, args) {
-    noArgs('shelve', args);
-    await shelve(compute, req.ctx, req.ctx.auth!, id);
-    return reply.code(202).send();
-  },
-  async shelveOffload(req, reply, compute, id, args) {
-    noArgs('shelveOffload', args);
-    await shelveOffload(compute, req.ctx, req.ctx.auth!, id);
-    return reply.code(202).send();
-  },
+  confirmResize: withoutArgs('confirmResize', confirmResize, 204),
+  revertResize: withoutArgs('revertResize', revertResize),
+  shelve: withoutArgs('shelve', shelve),
+  shelveOffload: withoutArgs('shelveOffload', shelveOffload),
   async unshelve(req, reply, compute, id, args) {
     let az: string | null | undefined;
     if (atLeast(req, '2.77') && args !== null && args !== undefined) az = validateBody(UnshelveArgs, args, 'unshelve').availability_zone;
@@ -126,11 +119,7 @@ export const LIFECYCLE_ACTIONS: Record<string, Handler> = {
     await rescue(compute, req.ctx, req.ctx.auth!, id, a.rescue_image_ref ? imageId(a.rescue_image_ref) : undefined);
     return reply.code(200).send({ adminPass: a.adminPass ?? newPassword() });
   },
-  async unrescue(req, reply, compute, id, args) {
-    noArgs('unrescue', args);
-    await unrescue(compute, req.ctx, req.ctx.auth!, id);
-    return reply.code(202).send();
-  },
+  unrescue: withoutArgs('unrescue', unrescue),
   async createBackup(req, reply, compute, id, args) {
     const a = validateBody(BackupArgs, args, 'createBackup');
     const imageId = await createBackup(compute, req.ctx, req.ctx.auth!, id, {
@@ -146,14 +135,6 @@ export const LIFECYCLE_ACTIONS: Record<string, Handler> = {
     await resetState(compute, req.ctx, req.ctx.auth!, id, a.state);
     return reply.code(202).send();
   },
-  async restore(req, reply, compute, id, args) {
-    noArgs('restore', args);
-    await restore(compute, req.ctx, req.ctx.auth!, id);
-    return reply.code(202).send();
-  },
-  async forceDelete(req, reply, compute, id, args) {
-    noArgs('forceDelete', args);
-    await forceDelete(compute, req.ctx, req.ctx.auth!, id);
-    return reply.code(202).send();
-  },
+  restore: withoutArgs('restore', restore),
+  forceDelete: withoutArgs('forceDelete', forceDelete),
 };

@@ -4,14 +4,13 @@
  * is set), the routes behind the real API server, and a token validator standing in for
  * identity with three fixed callers. Only unit tests use it.
  */
-import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import pg from 'pg';
 import type { AuthContext, TokenValidator } from '../../../api/context.ts';
 import { createApiServer } from '../../../api/server.ts';
 import { Unauthorized } from '../../../common/errors.ts';
 import { createLogger } from '../../../common/logger.ts';
-import { openDatabase, type OpenDatabase } from '../../../db/index.ts';
+import type { OpenDatabase } from '../../../db/index.ts';
+import { freshDatabase } from '../../../db/test-database.ts';
 import { DEFAULT_COMPUTE_CONFIG, type ComputeDeps } from '../deps.ts';
 import { installMicroversions, novaError } from '../http.ts';
 
@@ -32,19 +31,6 @@ const validator: TokenValidator = {
   },
 };
 export type App = ReturnType<typeof createApiServer>;
-/** In-memory SQLite, or a new database on GUREUM_TEST_POSTGRES_URL's server to run the same tests on PostgreSQL. */
-async function freshDatabase(): Promise<OpenDatabase> {
-  const base = process.env.GUREUM_TEST_POSTGRES_URL;
-  if (!base) return openDatabase(':memory:');
-  const name = `t_${randomBytes(6).toString('hex')}`;
-  const c = new pg.Client({ connectionString: base });
-  await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
-  await c.end();
-  const u = new URL(base);
-  u.pathname = `/${name}`;
-  return openDatabase(u.toString());
-}
 export async function harness(mount: (app: FastifyInstance, deps: ComputeDeps) => void): Promise<{ app: App; deps: ComputeDeps; dbh: OpenDatabase }> {
   const dbh = await freshDatabase();
   const log = createLogger('silent');

@@ -5,16 +5,15 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import type { AuthContext, TokenValidator } from '../../../api/context.ts';
 import { createApiServer } from '../../../api/server.ts';
 import { Unauthorized } from '../../../common/errors.ts';
 import { createLogger } from '../../../common/logger.ts';
-import { openDatabase, type OpenDatabase } from '../../../db/index.ts';
+import type { OpenDatabase } from '../../../db/index.ts';
+import { freshDatabase } from '../../../db/test-database.ts';
 import { LocalImageStore } from '../data-store.ts';
 import { imageMount } from '../routes.ts';
 import { ImageService } from '../service.ts';
@@ -38,18 +37,6 @@ const validator: TokenValidator = {
   },
 };
 
-async function freshDatabase(): Promise<OpenDatabase> {
-  const base = process.env.GUREUM_TEST_POSTGRES_URL;
-  if (!base) return openDatabase(':memory:');
-  const name = `t_${randomBytes(6).toString('hex')}`;
-  const c = new pg.Client({ connectionString: base });
-  await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
-  await c.end();
-  const u = new URL(base);
-  u.pathname = `/${name}`;
-  return openDatabase(u.toString());
-}
 
 /** Any response document, loosely: the assertions check the actual shapes. */
 interface Doc {
