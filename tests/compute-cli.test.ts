@@ -186,6 +186,12 @@ test('the whole-disk image boots through the BIOS and a bootloader; without a co
   const port = /ssh -p (\d+) root@127\.0\.0\.1/.exec(log)?.[1];
   assert.ok(port);
   assert.equal((await until('ssh with the key from the metadata service', () => ssh(port, key, 'hostname'), 60_000, 1000)).trim(), 'diskvm');
+  // A guest posts its (encrypted) password to the metadata service; the API shows it, DELETE clears it.
+  await ssh(port, key, 'wget -q -O - --post-data=ZW5jcnlwdGVk http://169.254.169.254/openstack/latest/password');
+  const pw = await api(cloud, 'GET', `/compute/v2.1/servers/${s.id}/os-server-password`, { token });
+  assert.deepEqual(pw.json, { password: 'ZW5jcnlwdGVk' });
+  assert.equal((await api(cloud, 'DELETE', `/compute/v2.1/servers/${s.id}/os-server-password`, { token })).status, 204);
+  assert.deepEqual((await api(cloud, 'GET', `/compute/v2.1/servers/${s.id}/os-server-password`, { token })).json, { password: '' });
   await os('server', 'delete', '--wait', s.id);
 });
 

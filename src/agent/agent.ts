@@ -11,7 +11,7 @@ import type { Logger } from '../common/logger.ts';
 import { PowerStateCode, type HostCapabilities, type InstanceSpec, type InstanceState } from './hypervisor/driver.ts';
 import { QemuDriver } from './hypervisor/qemu/driver.ts';
 import { InstanceLifecycle } from './lifecycle.ts';
-import { MetadataServers } from './metadata/index.ts';
+import { clearPassword, MetadataServers, readPassword } from './metadata/index.ts';
 import { ImageCache, type ImageSource } from './storage/image-cache.ts';
 
 export interface AgentOptions {
@@ -100,6 +100,12 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   bus.serve(subjects.resizeConfirm, async (req) => { await life.confirmResize(req.uuid); return { ok: true as const }; });
   bus.serve(subjects.resizeRevert, (req, meta) => life.revertResize(req.uuid, req.powerOn, rlog(meta.requestId, req.uuid)));
   bus.serve(subjects.rescue, (req, meta) => life.rescue(req, rlog(meta.requestId, req.uuid)));
+  bus.serve(subjects.password, async (req) => {
+    const dir = life.dir(req.uuid);
+    if (!req.clear) return { password: (await readPassword(dir)) ?? '' };
+    await clearPassword(dir);
+    return { password: '' };
+  });
   bus.serve(subjects.unrescue, (req, meta) => life.unrescue(req.uuid, rlog(meta.requestId, req.uuid)));
   bus.serve(subjects.action, (req) => act(req.uuid, req.verb, req.timeoutMs ?? 60_000));
   bus.serve(subjects.remove, async (req) => ({ removed: await life.remove(req.uuid) }));

@@ -126,5 +126,7 @@ export function agentSubjects(host: string) {
     resizeRevert: s<{ uuid: string; powerOn: boolean }, StateReply>('resize-revert'),
     rescue: s<RescueRequest, StateReply>('rescue'),
     unrescue: s<{ uuid: string }, StateReply>('unrescue'),
+    /** The password the guest posted to its metadata service ('' when none); `clear` deletes it. */
+    password: s<{ uuid: string; clear?: boolean }, { password: string }>('password'),
   };
 }

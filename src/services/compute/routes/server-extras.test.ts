@@ -32,12 +32,15 @@ describe('server ips, password, diagnostics and external events', () => {
   let dbh: OpenDatabase;
   let call: ReturnType<typeof caller>;
   const live = new Map<string, LiveInstanceState>();
+  const posted = new Map<string, string>();
   const agents: AgentQueries = {
     async instanceState(_host, uuid) {
       const s = live.get(uuid);
       if (!s) throw new Error('no reply on gureum.agent.node1.state within 5000 ms');
       return s;
     },
+    async password(_host, uuid) { return posted.get(uuid) ?? ''; },
+    async clearPassword(_host, uuid) { posted.delete(uuid); },
   };
   let vm: string;
   before(async () => {
@@ -84,6 +87,12 @@ describe('server ips, password, diagnostics and external events', () => {
     assert.equal((await call('alice', 'DELETE', `/servers/${vm}/os-server-password`)).status, 204);
     const row = await dbh.db.selectFrom('instances').select('system_metadata').where('uuid', '=', vm).executeTakeFirstOrThrow();
     assert.deepEqual(JSON.parse(row.system_metadata), {});
+    // What the guest posted to its metadata service (kept on its host) wins; DELETE clears it there too.
+    posted.set(vm, 'ZnJvbS1ndWVzdA==');
+    assert.deepEqual((await call('alice', 'GET', `/servers/${vm}/os-server-password`)).body, { password: 'ZnJvbS1ndWVzdA==' });
+    assert.equal((await call('alice', 'DELETE', `/servers/${vm}/os-server-password`)).status, 204);
+    assert.equal(posted.has(vm), false);
+    assert.deepEqual((await call('alice', 'GET', `/servers/${vm}/os-server-password`)).body, { password: '' });
   });
 
   test('diagnostics are admin only (403 even for the owner)', async () => {

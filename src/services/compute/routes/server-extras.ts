@@ -111,12 +111,20 @@ export function serverExtraRoutes(app: FastifyInstance, deps: ComputeDeps, agent
 
   app.get<{ Params: Params }>('/v2.1/servers/:id/os-server-password', async (req) => {
     const inst = await findServer(deps, req.ctx.auth, req.params.id, 'os_compute_api:os-server-password:show');
+    // The guest posts it to its metadata service, which keeps it on the host; an offloaded
+    // server has only what the database kept.
+    const posted = inst.host ? await agents.password(inst.host, inst.uuid, req.ctx.requestId).catch(() => '') : '';
     const sys = await store.systemMetadata(deps.db, inst.uuid);
-    return { password: sys[PASSWORD_KEY] ?? '' };
+    return { password: posted || (sys[PASSWORD_KEY] ?? '') };
   });
 
   app.delete<{ Params: Params }>('/v2.1/servers/:id/os-server-password', async (req, reply) => {
     const inst = await findServer(deps, req.ctx.auth, req.params.id, 'os_compute_api:os-server-password:clear');
+    if (inst.host) {
+      await agents.clearPassword(inst.host, inst.uuid, req.ctx.requestId).catch((err: unknown) => {
+        throw new Conflict(`The password of server ${inst.uuid} cannot be cleared now: its compute host does not answer (${(err as Error).message}).`);
+      });
+    }
     await deps.db.transaction().execute(async (tx) => {
       const sys = await store.systemMetadata(tx, inst.uuid);
       if (!(PASSWORD_KEY in sys)) return;
