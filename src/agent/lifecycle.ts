@@ -65,6 +65,11 @@ export class InstanceLifecycle {
 
   dir(uuid: string): string { return join(this.d.instancesDir, uuid); }
 
+  /** Formatted ephemeral bases live beside the image cache (not in it: the cache prunes what no image names). */
+  private ephemeralFormat(fs: 'vfat' | 'ext4' = 'vfat') {
+    return { fs, baseDir: join(this.d.cache.dir, '..', '_ephemeral') };
+  }
+
   private async reply(uuid: string): Promise<StateReply> {
     const st = await this.d.driver.getState(uuid);
     const spec = await this.d.driver.getSpec(uuid).catch(() => undefined);
@@ -96,7 +101,7 @@ export class InstanceLifecycle {
     const disks: DiskSpec[] = [{ path: root, format: 'qcow2' }];
     if (req.ephemeralGb > 0) {
       const eph = join(dir, F.ephemeral);
-      if (!(keep.ephemeral && existsSync(eph))) await createEphemeral(eph, req.ephemeralGb);
+      if (!(keep.ephemeral && existsSync(eph))) await createEphemeral(eph, req.ephemeralGb, this.ephemeralFormat(req.ephemeralFormat));
       disks.push({ path: eph, format: 'qcow2' });
     }
     if (req.swapMb > 0) {
@@ -184,7 +189,7 @@ export class InstanceLifecycle {
     const disks: DiskSpec[] = [{ path: root, format: 'qcow2' }];
     if (req.ephemeralGb > 0) {
       const eph = join(dir, F.ephemeral);
-      if (ephChanged) await createEphemeral(eph, req.ephemeralGb);
+      if (ephChanged) await createEphemeral(eph, req.ephemeralGb, this.ephemeralFormat(req.ephemeralFormat));
       disks.push({ path: eph, format: 'qcow2' });
     }
     if (req.swapMb > 0) {

@@ -49,6 +49,8 @@ export interface BuildRequest {
   memoryMb: number;
   rootGb: number;
   ephemeralGb: number;
+  /** Filesystem of the ephemeral disk: ext4 for images with os_type linux, else vfat (Nova's defaults). */
+  ephemeralFormat?: 'vfat' | 'ext4';
   swapMb: number;
   image: ImageRef;
   kernel?: ImageRef;
@@ -93,6 +95,7 @@ export interface ResizeRequest {
   memoryMb: number;
   rootGb: number;
   ephemeralGb: number;
+  ephemeralFormat?: 'vfat' | 'ext4';
   swapMb: number;
   powerOn: boolean;
   shutdownTimeoutMs: number;

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -60,4 +60,25 @@ test('convert flattens an overlay chain into a standalone image with the same co
   await convertImage(o, flat, 'qcow2');
   assert.equal((await imageInfo(flat)).backingFile, undefined);
   await run('qemu-img', ['compare', o, flat]); // throws when they differ
+});
+
+test('a formatted ephemeral disk is an overlay on one cached base per size and filesystem', async () => {
+  const baseDir = join(dir, '_ephemeral');
+  for (const fs of ['vfat', 'ext4'] as const) {
+    await createEphemeral(join(dir, `eph-${fs}-a.qcow2`), 1, { fs, baseDir });
+    await createEphemeral(join(dir, `eph-${fs}-b.qcow2`), 1, { fs, baseDir });
+    const base = join(baseDir, `ephemeral_1_${fs}`);
+    for (const x of ['a', 'b']) {
+      const info = await imageInfo(join(dir, `eph-${fs}-${x}.qcow2`));
+      assert.equal(info.backingFile, base);
+      assert.equal(info.virtualSize, 1024 * MiB);
+    }
+    // Read what the guest would see at the start of the disk through the overlay.
+    await run('qemu-img', ['convert', '-O', 'raw', join(dir, `eph-${fs}-a.qcow2`), join(dir, `eph-${fs}.raw`)]);
+    const head = readFileSync(join(dir, `eph-${fs}.raw`)).subarray(0, 4096);
+    if (fs === 'ext4') assert.equal(head.readUInt16LE(1024 + 56), 0xef53, 'ext4 superblock magic');
+    else assert.match(head.toString('latin1', 0, 512), /EPHEMERAL0\s*FAT/, 'FAT boot sector with the label');
+    rmSync(join(dir, `eph-${fs}.raw`));
+  }
+  assert.deepEqual(readdirSync(baseDir).sort(), ['ephemeral_1_ext4', 'ephemeral_1_vfat'], 'one base each, no leftovers');
 });

@@ -36,6 +36,11 @@ function faultOf(err: unknown, code = 500): { code: number; message: string; det
   return { code, message: message.slice(0, 255), details: message.length > 255 ? message : undefined, created: isoNow() };
 }
 
+/** The ephemeral disk's filesystem: ext4 for Linux images (os_type linux), else vfat, as Nova's defaults. */
+export function ephemeralFormat(image: ComputeImage | null): 'vfat' | 'ext4' {
+  return image?.properties.os_type === 'linux' ? 'ext4' : 'vfat';
+}
+
 export function randomMac(): string {
   const b = randomBytes(3);
   return `fa:16:3e:${[...b].map((x) => x.toString(16).padStart(2, '0')).join(':')}`;
@@ -338,6 +343,7 @@ export class Conductor {
     return {
       uuid: inst.uuid, name: `instance-${inst.id.toString(16).padStart(8, '0')}`, hostname: inst.hostname,
       vcpus: inst.flavor.vcpus, memoryMb: inst.flavor.ram, rootGb: inst.flavor.disk, ephemeralGb: inst.flavor.ephemeral, swapMb: inst.flavor.swap,
+      ephemeralFormat: ephemeralFormat(image),
       image: this.imageRef(image), kernel: kernel && this.imageRef(kernel), ramdisk: ramdisk && this.imageRef(ramdisk),
       cmdline: image.properties.os_command_line, token, network: inst.networks, mac: randomMac(),
       configDrive: inst.configDrive === 'True' || this.deps.cfg.forceConfigDrive,

@@ -3,6 +3,7 @@ import { isAllowed } from '../../../api/policy.ts';
 import { agentSubjects } from '../../../bus/compute.ts';
 import { BadRequest, Forbidden } from '../../../common/errors.ts';
 import { isoNow } from '../../../db/index.ts';
+import { ephemeralFormat } from '../conductor.ts';
 import type { ComputeImage } from '../images.ts';
 import type { ComputeService } from '../service.ts';
 import * as store from '../store.ts';
@@ -95,7 +96,7 @@ export async function resize(svc: ComputeService, ctx: RequestContext, auth: Aut
     await store.updateInstance(db, uuid, { task_state: 'resize_migrating' }, ['resize_prep']);
     await setMigration(svc, migrationId, 'migrating');
     const reply = await askAgent(svc, agentSubjects(host).resize, {
-      uuid, vcpus: flavor.vcpus, memoryMb: flavor.ram, rootGb: flavor.disk, ephemeralGb: flavor.ephemeral, swapMb: flavor.swap,
+      uuid, vcpus: flavor.vcpus, memoryMb: flavor.ram, rootGb: flavor.disk, ephemeralGb: flavor.ephemeral, swapMb: flavor.swap, ephemeralFormat: ephemeralFormat(image),
       powerOn, shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS,
     }, wc);
     await store.updateInstance(db, uuid, { vm_state: 'resized', task_state: null, power_state: reply.power }, ['resize_migrating', 'resize_prep']);
