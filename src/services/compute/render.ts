@@ -81,6 +81,8 @@ export function serverDetail(req: FastifyRequest, auth: AuthContext, inst: Insta
     for (const k of Object.keys(out)) {
       if (/^(OS-EXT-|OS-SRV-USG:|os-extended-volumes:)/.test(k) || ['config_drive', 'key_name', 'security_groups', 'server_groups', 'host_status'].includes(k)) delete out[k];
     }
+    // ... and addresses without the OS-EXT-IPS extension keys (extend_address=False).
+    out.addresses = Object.fromEntries(Object.entries(addresses(inst)).map(([net, list]) => [net, list.map((a) => ({ addr: a.addr, version: a.version }))]));
   }
   if (inst.fault && (inst.vmState === 'error' || inst.vmState === 'deleted')) {
     const fault: Record<string, unknown> = { code: inst.fault.code, created: novaTime(inst.fault.created), message: inst.fault.message };

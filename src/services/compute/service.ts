@@ -431,8 +431,9 @@ export class ComputeService {
     // The snapshot boots like its source: kernel/ramdisk and the hw_/os_ properties carry over.
     const inherited = inheritedProperties(base);
     const properties = {
-      ...inherited, ...metadata, image_type: 'snapshot', instance_uuid: uuid, base_image_ref: inst.imageRef, user_id: auth.userId, image_location: 'snapshot',
-      ...backup?.properties,
+      // The caller's metadata wins over the recorded facts, as in Nova.
+      ...inherited, image_type: 'snapshot', instance_uuid: uuid, base_image_ref: inst.imageRef, user_id: auth.userId, image_location: 'snapshot',
+      ...backup?.properties, ...metadata,
     };
     if (!(await store.updateInstance(this.db, uuid, { task_state: 'image_snapshot' }, [null], allowed))) {
       throw invalidState(action, uuid, 'task_state', 'image_snapshot');

@@ -95,7 +95,10 @@ export const LIFECYCLE_ACTIONS: Record<string, Handler> = {
     const auth = req.ctx.auth!;
     const inst = await rebuild(compute, req.ctx, auth, id, input);
     void reply.code(202);
+    // Nova's rebuild view: the basic view before 2.75, plus key_name (2.54) and user_data (2.57).
     const server = serverDetail(req, auth, inst, undefined, { minimal: !atLeast(req, '2.75') });
+    if (atLeast(req, '2.54')) server.key_name = inst.keyName;
+    if (atLeast(req, '2.57')) server.user_data = inst.userData;
     return { server: { ...server, adminPass: (a.adminPass as string | undefined) ?? newPassword() } };
   },
   async resize(req, reply, compute, id, args) {

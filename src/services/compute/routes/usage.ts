@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { enforce } from '../../../api/policy.ts';
-import { BadRequest } from '../../../common/errors.ts';
+import { BadRequest, NotFound } from '../../../common/errors.ts';
 import type { InstanceTable } from '../../../db/schema/compute.ts';
 import type { ComputeDeps } from '../deps.ts';
 import { atLeast, computeBase, intParam } from '../http.ts';
@@ -167,6 +167,8 @@ export function usageRoutes(app: FastifyInstance, deps: ComputeDeps): void {
   }
 
   app.get('/v2.1/os-simple-tenant-usage', async (req) => {
+    // `/os-simple-tenant-usage/` is the show of an empty tenant id: 404, as Nova's router answers.
+    if (req.url.split('?')[0]!.endsWith('/')) throw new NotFound('The resource could not be found.');
     enforce(req.ctx.auth, 'os_compute_api:os-simple-tenant-usage:list');
     const paged = atLeast(req, '2.40');
     const detailed = q1((req.query as Query).detailed) === '1';
