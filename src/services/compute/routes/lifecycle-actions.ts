@@ -99,6 +99,7 @@ export const LIFECYCLE_ACTIONS: Record<string, Handler> = {
     const server = serverDetail(req, auth, inst, undefined, { minimal: !atLeast(req, '2.75') });
     if (atLeast(req, '2.54')) server.key_name = inst.keyName;
     if (atLeast(req, '2.57')) server.user_data = inst.userData;
+    delete server['OS-EXT-SRV-ATTR:user_data']; // shown as user_data above, never twice (show_user_data=False)
     return { server: { ...server, adminPass: (a.adminPass as string | undefined) ?? newPassword() } };
   },
   async resize(req, reply, compute, id, args) {
