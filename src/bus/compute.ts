@@ -41,10 +41,9 @@ export interface ImageRef {
   localPath?: string;
 }
 
-export interface BuildRequest {
+/** A flavor's sizes as the agent applies them to one instance. */
+export interface InstanceSizes {
   uuid: string;
-  name: string;
-  hostname: string;
   vcpus: number;
   memoryMb: number;
   rootGb: number;
@@ -52,6 +51,11 @@ export interface BuildRequest {
   /** Filesystem of the ephemeral disk: ext4 for images with os_type linux, else vfat (Nova's defaults). */
   ephemeralFormat?: 'vfat' | 'ext4';
   swapMb: number;
+}
+
+export interface BuildRequest extends InstanceSizes {
+  name: string;
+  hostname: string;
   image: ImageRef;
   kernel?: ImageRef;
   ramdisk?: ImageRef;
@@ -89,14 +93,7 @@ export interface RebuildRequest extends BuildRequest {
 }
 
 /** Resize on the same host: the guest is shut down, its disks kept for a revert, then started with the new flavor. */
-export interface ResizeRequest {
-  uuid: string;
-  vcpus: number;
-  memoryMb: number;
-  rootGb: number;
-  ephemeralGb: number;
-  ephemeralFormat?: 'vfat' | 'ext4';
-  swapMb: number;
+export interface ResizeRequest extends InstanceSizes {
   powerOn: boolean;
   shutdownTimeoutMs: number;
 }
