@@ -71,7 +71,12 @@ test('resize: VERIFY_RESIZE with the new vCPUs, RAM and disks in the guest; reve
   const migs = await t.json<Record<string, unknown>[]>('server', 'migration', 'list', '--server', id);
   assert.equal(migs.length, 1);
   assert.equal(migs[0]!.Status, 'finished');
-  assert.equal(migs[0]!.Type ?? migs[0]!['Migration Type'] ?? 'resize', 'resize');
+  const adminToken = await passwordToken(cloud, { name: 'admin', password: cloud.password }, String((await t.json<{ id: string }>('project', 'show', 'admin')).id));
+  const raw = await api(cloud, 'GET', `/compute/v2.1/os-migrations?instance_uuid=${id}`, { token: adminToken, headers: { 'OpenStack-API-Version': 'compute 2.80' } });
+  assert.equal(raw.json.migrations[0].migration_type, 'resize');
+  assert.equal(raw.json.migrations[0].source_compute, raw.json.migrations[0].dest_compute, 'a resize on the same host');
+  assert.equal(raw.json.migrations[0].old_instance_type_id, 42, 'm1.nano');
+  assert.equal(raw.json.migrations[0].new_instance_type_id, null, 't.bigger has a UUID id: not an integer, shown as null');
 
   await t.os('server', 'resize', 'revert', id);
   s = await t.waitStatus(id, 'ACTIVE');

@@ -31,7 +31,8 @@ const VERB_RESULT: Record<InstanceVerb, VmState> = {
   pause: 'paused', unpause: 'active', suspend: 'suspended', resume: 'active',
 };
 
-function faultOf(err: unknown, code = 500): { code: number; message: string; details?: string; created: string } {
+/** A fault record for an instance (shown in the server's `fault` while in ERROR). */
+export function faultOf(err: unknown, code = 500): { code: number; message: string; details?: string; created: string } {
   const message = err instanceof Error ? err.message : String(err);
   return { code, message: message.slice(0, 255), details: message.length > 255 ? message : undefined, created: isoNow() };
 }

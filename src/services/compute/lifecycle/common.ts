@@ -1,8 +1,7 @@
 import type { AuthContext, RequestContext } from '../../../api/context.ts';
 import { BusTimeout } from '../../../bus/index.ts';
 import type { Subject } from '../../../bus/index.ts';
-import { isoNow } from '../../../db/index.ts';
-import type { WorkContext } from '../conductor.ts';
+import { faultOf, type WorkContext } from '../conductor.ts';
 import type { ComputeService } from '../service.ts';
 import { invalidState } from '../service.ts';
 import * as store from '../store.ts';
@@ -74,9 +73,9 @@ export function runEvent(
   })().catch((err: unknown) => wc.log.error({ err, instance: uuid, event }, 'action crashed'));
 }
 
-/** A fault record for the instance (shown in the server's `fault` while in ERROR). */
+/** The instance's fault column for a failure message. */
 export function fault(message: string, code = 500): string {
-  return JSON.stringify({ code, message: message.slice(0, 255), ...(message.length > 255 ? { details: message } : {}), created: isoNow() });
+  return JSON.stringify(faultOf(new Error(message), code));
 }
 
 /** Merge into the instance's system metadata (undefined deletes a key). */

@@ -16,7 +16,8 @@ const NO_VALID_HOST = 'No valid host was found. There are not enough hosts avail
 /** Migration statuses a resize goes through (Nova's names). */
 type MigrationStatus = 'pre-migrating' | 'migrating' | 'finished' | 'confirming' | 'confirmed' | 'reverting' | 'reverted' | 'error';
 
-async function setMigration(svc: ComputeService, id: number, status: MigrationStatus): Promise<void> {
+async function setMigration(svc: ComputeService, id: number | undefined, status: MigrationStatus): Promise<void> {
+  if (id === undefined) return;
   await svc.db.updateTable('migrations').set({ status, updated_at: isoNow() }).where('id', '=', id).execute();
 }
 
@@ -120,16 +121,25 @@ async function resizeRecord(svc: ComputeService, uuid: string): Promise<{ old: F
   return { old: JSON.parse(sys.old_flavor ?? 'null') as Flavor | null, oldVm: (sys.old_vm_state as VmState | undefined) ?? 'active' };
 }
 
+/**
+ * The start of confirmResize/revertResize: the server is in VERIFY_RESIZE (409 otherwise)
+ * with a finished resize on record (400 "not resized" otherwise, as Nova answers).
+ */
+async function beginPending(svc: ComputeService, ctx: RequestContext, auth: AuthContext, uuid: string,
+  o: { action: string; rule: string; task: 'resize_confirming' | 'resize_reverting'; status: MigrationStatus }) {
+  const current = await svc.get(auth, uuid, o.rule);
+  const mig = await pendingMigration(svc, uuid, ['finished']);
+  if (current.vmState === 'resized' && !mig) throw new BadRequest('Instance has not been resized.');
+  const started = await begin(svc, ctx, auth, uuid, { action: o.action, rule: o.rule, vm: ['resized'], task: o.task });
+  await setMigration(svc, mig?.id, o.status);
+  return { ...started, migrationId: mig?.id };
+}
+
 /** confirmResize: keep the new flavor; the old disks are dropped. */
 export async function confirmResize(svc: ComputeService, ctx: RequestContext, auth: AuthContext, uuid: string): Promise<void> {
-  const mig = await pendingMigration(svc, uuid, ['finished']);
-  const current = await svc.get(auth, uuid, 'os_compute_api:servers:confirm_resize');
-  if (current.vmState === 'resized' && !mig) throw new BadRequest('Instance has not been resized.');
-  const { inst, actionId } = await begin(svc, ctx, auth, uuid, {
-    action: 'confirmResize', rule: 'os_compute_api:servers:confirm_resize', vm: ['resized'], task: 'resize_confirming',
+  const { inst, actionId, migrationId } = await beginPending(svc, ctx, auth, uuid, {
+    action: 'confirmResize', rule: 'os_compute_api:servers:confirm_resize', task: 'resize_confirming', status: 'confirming',
   });
-  if (!mig) throw new BadRequest('Instance has not been resized.');
-  await setMigration(svc, mig.id, 'confirming');
   const host = inst.host!;
   const wc = workContext(ctx, auth);
   runEvent(svc, wc, uuid, actionId, 'compute_confirm_resize', host, async () => {
@@ -139,23 +149,18 @@ export async function confirmResize(svc: ComputeService, ctx: RequestContext, au
     await store.updateInstance(svc.db, uuid, {
       vm_state: st.power === 4 || st.power === 0 ? 'stopped' : 'active', task_state: null, power_state: st.power, system_metadata: JSON.stringify(sys),
     }, ['resize_confirming']);
-    await setMigration(svc, mig.id, 'confirmed');
+    await setMigration(svc, migrationId, 'confirmed');
   }, async (msg) => {
     await store.updateInstance(svc.db, uuid, { task_state: null, fault: fault(`Confirming the resize failed: ${msg}`) }, ['resize_confirming']);
-    await setMigration(svc, mig.id, 'error');
+    await setMigration(svc, migrationId, 'error');
   });
 }
 
 /** revertResize: back to the old flavor, disks and power state. */
 export async function revertResize(svc: ComputeService, ctx: RequestContext, auth: AuthContext, uuid: string): Promise<void> {
-  const mig = await pendingMigration(svc, uuid, ['finished']);
-  const current = await svc.get(auth, uuid, 'os_compute_api:servers:revert_resize');
-  if (current.vmState === 'resized' && !mig) throw new BadRequest('Instance has not been resized.');
-  const { inst, actionId } = await begin(svc, ctx, auth, uuid, {
-    action: 'revertResize', rule: 'os_compute_api:servers:revert_resize', vm: ['resized'], task: 'resize_reverting',
+  const { inst, actionId, migrationId } = await beginPending(svc, ctx, auth, uuid, {
+    action: 'revertResize', rule: 'os_compute_api:servers:revert_resize', task: 'resize_reverting', status: 'reverting',
   });
-  if (!mig) throw new BadRequest('Instance has not been resized.');
-  await setMigration(svc, mig.id, 'reverting');
   const { old, oldVm } = await resizeRecord(svc, uuid);
   const host = inst.host!;
   const wc = workContext(ctx, auth);
@@ -165,10 +170,10 @@ export async function revertResize(svc: ComputeService, ctx: RequestContext, aut
     await store.updateInstance(svc.db, uuid, {
       ...(old ? store.flavorColumns(old) : {}), system_metadata: JSON.stringify(sys), vm_state: oldVm, task_state: null, power_state: reply.power,
     }, ['resize_reverting']);
-    await setMigration(svc, mig.id, 'reverted');
+    await setMigration(svc, migrationId, 'reverted');
     await svc.conductor.recomputeUsage(host);
   }, async (msg) => {
     await svc.conductor.fail(uuid, ['resize_reverting'], new Error(`Reverting the resize failed: ${msg}`));
-    await setMigration(svc, mig.id, 'error');
+    await setMigration(svc, migrationId, 'error');
   });
 }

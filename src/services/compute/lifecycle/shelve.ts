@@ -6,7 +6,6 @@ import type { WorkContext } from '../conductor.ts';
 import type { ComputeImage } from '../images.ts';
 import type { ComputeService } from '../service.ts';
 import * as store from '../store.ts';
-import type { Instance } from '../types.ts';
 import { askAgent, begin, fault, patchSystemMetadata, runEvent, SHUTDOWN_TIMEOUT_MS, workContext } from './common.ts';
 import './policy.ts';
 
@@ -148,9 +147,4 @@ export async function dropShelvedImage(svc: ComputeService, uuid: string, wc: Wo
   if (imageId && auth) {
     await svc.images.delete(auth, imageId).catch((err: unknown) => wc.log.warn({ instance: uuid, image: imageId, err: (err as Error).message }, 'could not delete the shelved image'));
   }
-}
-
-/** Whether the instance is shelved (either form). */
-export function isShelved(inst: Instance): boolean {
-  return inst.vmState === 'shelved' || inst.vmState === 'shelved_offloaded';
 }
