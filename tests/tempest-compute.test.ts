@@ -24,6 +24,7 @@ test('tempest.api.compute passes except the features listed as unsupported', { t
     });
     console.log(r.summary);
     for (const id of r.failed) console.log(`  failed${r.unexpected.includes(id) ? '' : ' (unsupported)'}: ${id}`);
+    if (r.details) console.log(r.details);
     assert.ok(r.passed.length > 100, `tempest ran (${r.passed.length} passed)`);
     assert.deepEqual(r.unexpected, [], 'no failures beyond the documented unsupported features');
   } finally {

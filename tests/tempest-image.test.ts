@@ -18,6 +18,7 @@ test('tempest.api.image passes except the features listed as unsupported', { tim
     });
     console.log(r.summary);
     for (const id of r.failed) console.log(`  failed${r.unexpected.includes(id) ? '' : ' (unsupported)'}: ${id}`);
+    if (r.details) console.log(r.details);
     assert.ok(r.passed.length > 30, `tempest ran (${r.passed.length} passed)`);
     assert.deepEqual(r.unexpected, [], 'no failures beyond the documented unsupported features');
   } finally {

@@ -14,6 +14,8 @@ export interface TempestResult {
   skipped: string[];
   /** Failures no line of the unsupported list explains. */
   unexpected: string[];
+  /** For each unexpected failure: its traceback and any server fault it saw (the whole log stays in the workspace). */
+  details: string;
   workspace: string;
   minutes: string;
   summary: string;
@@ -51,9 +53,30 @@ export async function runTempest(opts: {
   const unsupported = readFileSync(join(here, opts.unsupported), 'utf8').split('\n')
     .map((l) => l.replace(/#.*/, '').trim()).filter(Boolean).map((r) => new RegExp(r));
   const unexpected = failed.filter((id) => !unsupported.some((r) => r.test(id)));
+  const details = unexpected.length ? await failureDetails(ws, env, unexpected) : '';
   const ran = passed.length + failed.length;
   const summary = `tempest ${opts.label} (${minutes} min, workspace ${ws}): ${passed.length} passed, ${failed.length} failed ` +
     `(${failed.length - unexpected.length} of them unsupported features), ${skipped.length} skipped; ` +
     `${(100 * passed.length / Math.max(ran, 1)).toFixed(1)} % of the tests that ran passed`;
-  return { passed, failed, skipped, unexpected, workspace: ws, minutes, summary };
+  return { passed, failed, skipped, unexpected, details, workspace: ws, minutes, summary };
+}
+
+/** The traceback lines and distinct server faults of the given failed tests, from the last run's subunit stream. */
+async function failureDetails(ws: string, env: NodeJS.ProcessEnv, ids: string[]): Promise<string> {
+  const re = ids.map((id) => id.replace(/[.()[\]]/g, '\\$&')).join('|');
+  const { stdout } = await run('bash', ['-c', `stestr last --subunit | subunit-filter -s --no-passthrough --with '${re}' | subunit2pyunit 2>&1 || true`],
+    { cwd: ws, env, maxBuffer: 256 * 1024 * 1024 });
+  const out: string[] = [];
+  for (const block of stdout.split(/^=+$/m).slice(1)) {
+    const lines = block.split('\n');
+    const head = lines.find((l) => /^(FAIL|ERROR): /.test(l));
+    if (!head) continue;
+    out.push(head);
+    const tb = lines.findIndex((l) => l.startsWith('Traceback'));
+    const end = lines.findIndex((l) => /^Ran \d+ tests? in/.test(l));
+    if (tb >= 0) out.push(...lines.slice(tb, end > tb ? end : undefined).filter((l) => l.trim() && !/^-+$/.test(l)).slice(0, 30).map((l) => `    ${l}`));
+    const faults = new Set([...block.matchAll(/"fault":\{[^}]*\}/g)].map((m) => m[0]));
+    for (const f of faults) out.push(`    server fault: ${f}`);
+  }
+  return out.join('\n');
 }

@@ -132,6 +132,14 @@ test('snapshotRootDisk: a standalone qcow2 with the same content, the guest keep
   assert.equal((await driver.getState(UUID)).power, 'running');
 });
 
+test('callers racing for a dropped monitor share one connection (QMP serves one client at a time)', { timeout: 30_000 }, async () => {
+  await driver.close();
+  // A second QMP client would wait in the socket's backlog and fail on the greeting timeout.
+  const [a, b, qmp] = await Promise.all([driver.getState(UUID), driver.getState(UUID), driver.qmp(UUID)]);
+  assert.deepEqual([a.power, b.power], ['running', 'running']);
+  assert.equal((await qmp.execute('query-status')).status, 'running');
+});
+
 test('adopt after an agent restart re-attaches the running QEMU', { timeout: 30_000 }, async () => {
   const before = (await driver.getState(UUID)).pid;
   await driver.close(); // what a dying agent leaves: QEMU running, nobody on the monitor

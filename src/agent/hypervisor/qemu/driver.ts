@@ -112,6 +112,8 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
   private caps?: HostCapabilities;
   private tscKhz = 0;
   private monitors = new Map<string, QmpClient>();
+  /** Monitor connections being made, by `uuid:pid`: QMP serves one client at a time, so callers share one. */
+  private connecting = new Map<string, Promise<QmpClient>>();
   private locks = new Map<string, Promise<unknown>>();
   /** What the driver is doing to an instance, so a SHUTDOWN event is read right. */
   private removing = new Set<string>();
@@ -265,8 +267,22 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
     return this.attach(uuid, pid, 5000);
   }
 
-  /** Connect QMP and watch events and the process's end. */
-  private async attach(uuid: string, pid: number, retryMs: number): Promise<QmpClient> {
+  /**
+   * Connect QMP and watch events and the process's end. Concurrent callers for the same
+   * QEMU share one connection attempt: a second client would sit in QMP's backlog without
+   * a greeting until the first disconnects (a state poll racing a launch did exactly that).
+   */
+  private attach(uuid: string, pid: number, retryMs: number): Promise<QmpClient> {
+    const key = `${uuid}:${pid}`;
+    const inflight = this.connecting.get(key);
+    // A shared attempt with a shorter retry window may give up early; then try on our own.
+    if (inflight) return inflight.catch(() => this.attach(uuid, pid, retryMs));
+    const p = this.connectMonitor(uuid, pid, retryMs).finally(() => this.connecting.delete(key));
+    this.connecting.set(key, p);
+    return p;
+  }
+
+  private async connectMonitor(uuid: string, pid: number, retryMs: number): Promise<QmpClient> {
     const f = this.files(uuid);
     let qmp: QmpClient;
     try {
