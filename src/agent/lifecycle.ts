@@ -12,7 +12,8 @@ import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promise
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { BuildRequest, ImageRef, PowerCode, RebuildRequest, RescueRequest, ResizeRequest, StateReply } from '../bus/compute.ts';
+import type { BuildRequest, ImageRef, PortNic, PowerCode, RebuildRequest, RescueRequest, ResizeRequest, StateReply } from '../bus/compute.ts';
+import { deviceNames } from '../bus/network.ts';
 import type { Logger } from '../common/logger.ts';
 import { PowerStateCode, type DiskSpec, type HypervisorDriver, type InstanceSpec } from './hypervisor/driver.ts';
 import { USER_NETWORK } from './hypervisor/qemu/cmdline.ts';
@@ -45,6 +46,11 @@ export interface LifecycleDeps {
   log: Logger;
   /** Where an image's data comes from (a local file of the image store, or a download with the caller's token). */
   source(ref: ImageRef, token: string): ImageSource;
+  /**
+   * The host's network side (when tenant networking runs here): makes the ports' tap devices
+   * exist and be plugged, filtered and served by DHCP before QEMU starts on them.
+   */
+  network?: { preparePorts(ports: PortNic[], log: Logger): Promise<void> };
 }
 
 /** File names inside an instance directory. */
@@ -118,15 +124,29 @@ export class InstanceLifecycle {
     // The metadata service answers before QEMU starts: the guest asks early in its boot.
     await writeMetadataDocument(dir, {
       metaData: req.metaData, userData: req.userData, networkData: req.networkData, vendorData: req.vendorData,
-      ec2: req.ec2 && { ...req.ec2, localIpv4: USER_NETWORK.guest },
+      ec2: req.ec2 && { ...req.ec2, localIpv4: this.localIpv4(req) },
     });
-    const metadataSocket = req.network === 'auto' ? await this.d.metadata.start(req.uuid, dir) : undefined;
+    // Guests on tenant networks reach the same per-instance server through the network's metadata proxy.
+    const metadataSocket = req.network !== 'none' ? await this.d.metadata.start(req.uuid, dir) : undefined;
+    const ports = req.network === 'ports' ? req.ports ?? [] : [];
+    if (ports.length > 0) {
+      if (!this.d.network) throw new Error('this host has no tenant networking: cannot plug Neutron ports');
+      await this.d.network.preparePorts(ports, this.d.log.child({ instance: req.uuid }));
+    }
     const sshHostPort = req.network === 'auto' ? keep.sshHostPort ?? req.sshHostPort ?? await freeLoopbackPort() : undefined;
     return {
       uuid: req.uuid, name: req.name, vcpus: req.vcpus, memoryMb: req.memoryMb,
       boot: kernel ? { kind: 'kernel', kernel, ramdisk, cmdline: req.cmdline } : { kind: 'disk' },
-      disks, nics: req.network === 'auto' ? [{ kind: 'user', mac: keep.mac ?? req.mac, sshHostPort, metadataSocket }] : [],
+      disks,
+      nics: req.network === 'auto' ? [{ kind: 'user', mac: keep.mac ?? req.mac, sshHostPort, metadataSocket }]
+        : ports.map((p) => ({ kind: 'tap' as const, mac: p.mac, ifname: deviceNames.tap(p.portId) })),
     };
+  }
+
+  /** The address the EC2 metadata shows as local-ipv4: the first IPv4 of the first port, or the user-mode NIC's. */
+  private localIpv4(req: BuildRequest): string {
+    if (req.network !== 'ports') return USER_NETWORK.guest;
+    return req.ports?.flatMap((p) => p.ips).find((ip) => !ip.includes(':')) ?? '';
   }
 
   async build(req: BuildRequest, log: Logger): Promise<StateReply> {

@@ -53,6 +53,9 @@ export interface InstanceSizes {
   swapMb: number;
 }
 
+/** A Neutron port as the instance's NIC: a tap device on the port's network bridge. */
+export interface PortNic { portId: string; networkId: string; mac: string; mtu: number; /** its fixed addresses (the first IPv4 one is the EC2 local-ipv4) */ ips: string[] }
+
 export interface BuildRequest extends InstanceSizes {
   name: string;
   hostname: string;
@@ -63,8 +66,12 @@ export interface BuildRequest extends InstanceSizes {
   cmdline?: string;
   /** Token the agent presents to the image API. */
   token: string;
-  /** networks: none → no NIC; auto → QEMU user-mode NAT with SSH forwarded to sshHostPort. */
-  network: 'none' | 'auto';
+  /**
+   * none → no NIC; auto → QEMU user-mode NAT with SSH forwarded to sshHostPort (when the
+   * project has no tenant network to use); ports → one tap NIC per Neutron port, in order.
+   */
+  network: 'none' | 'auto' | 'ports';
+  ports?: PortNic[];
   mac: string;
   sshHostPort?: number;
   /** Attach a config drive (config_drive=true); the metadata service serves the same data either way. */

@@ -5,6 +5,7 @@ import { m003_image } from './003_image.ts';
 import { m004_compute } from './004_compute.ts';
 import { m006_metadefs } from './006_metadefs.ts';
 import { m007_compute_migrations } from './007_compute_migrations.ts';
+import { m009_instance_network_info } from './009_instance_network_info.ts';
 
 /** Every migration, in order. Names sort lexically; never rename or edit a landed one. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '004_compute': m004_compute,
   '006_metadefs': m006_metadefs,
   '007_compute_migrations': m007_compute_migrations,
+  '009_instance_network_info': m009_instance_network_info,
 };

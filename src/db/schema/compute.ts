@@ -1,3 +1,5 @@
+import type { ColumnType } from 'kysely';
+
 /** Nova's tables (migration 004_compute). Booleans are 0/1, times ISO text, JSON as text. */
 export interface FlavorTable {
   id: string; name: string; vcpus: number; ram: number; disk: number; ephemeral: number; swap: number;
@@ -24,6 +26,8 @@ export interface InstanceTable {
   locked_by: string | null; locked_reason: string | null; server_group_id: string | null; reservation_id: string;
   launch_index: number; progress: number; fault: string | null; system_metadata: string; created_at: string;
   updated_at: string; launched_at: string | null; terminated_at: string | null; deleted: number; deleted_at: string | null;
+  /** JSON VifInfo[] (migration 009): the cached network info. */
+  network_info: ColumnType<string, string | undefined, string>;
 }
 export interface InstanceMetadataTable { instance_uuid: string; key: string; value: string }
 export interface InstanceTagTable { instance_uuid: string; tag: string }

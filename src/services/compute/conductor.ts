@@ -285,7 +285,30 @@ export class Conductor {
     if (!chosen) return;
     log.info({ host: chosen }, 'scheduled');
 
-    // 2. Boot on the chosen host.
+    // 2. Networking: the instance's ports, bound to the chosen host (Nova's allocate_for_instance).
+    //    An unshelve finds its ports kept from before and binds them here.
+    const net = this.deps.networks;
+    if (net && Array.isArray(inst.networks)) {
+      try {
+        let vifs;
+        if (inst.vifs.length > 0) {
+          await net.bind(uuid, chosen);
+          vifs = await net.vifs(uuid);
+        } else {
+          vifs = await net.allocate({
+            instanceUuid: uuid, projectId: inst.projectId, hostname: inst.hostname, host: chosen,
+            availabilityZone: inst.availabilityZone ?? 'nova', nics: inst.networks,
+            securityGroups: JSON.parse(sys.security_groups ?? '[]') as string[], log,
+          });
+        }
+        await store.updateInstance(db, uuid, { network_info: JSON.stringify(vifs) }, [spawnTask]);
+      } catch (err) {
+        await this.fail(uuid, [spawnTask], err);
+        return;
+      }
+    }
+
+    // 3. Boot on the chosen host.
     const fresh = (await store.getInstance(db, uuid))!;
     const req = await this.buildRequest(fresh, image, kernel, ramdisk, wc.token);
     try {
@@ -346,14 +369,17 @@ export class Conductor {
       vcpus: inst.flavor.vcpus, memoryMb: inst.flavor.ram, rootGb: inst.flavor.disk, ephemeralGb: inst.flavor.ephemeral, swapMb: inst.flavor.swap,
       ephemeralFormat: ephemeralFormat(image),
       image: this.imageRef(image), kernel: kernel && this.imageRef(kernel), ramdisk: ramdisk && this.imageRef(ramdisk),
-      cmdline: image.properties.os_command_line, token, network: inst.networks, mac: randomMac(),
+      cmdline: image.properties.os_command_line, token, mac: randomMac(),
+      ...(Array.isArray(inst.networks)
+        ? { network: 'ports' as const, ports: inst.vifs.map((v) => ({ portId: v.portId, networkId: v.networkId, mac: v.mac, mtu: v.mtu, ips: v.fixedIps.map((f) => f.ip) })) }
+        : { network: inst.networks }),
       configDrive: inst.configDrive === 'True' || this.deps.cfg.forceConfigDrive,
       ec2: {
         instanceId: `i-${inst.id.toString(16).padStart(8, '0')}`, amiId: `ami-${image.id.replace(/-/g, '').slice(0, 8)}`,
         instanceType: inst.flavor.name, reservationId: inst.reservationId,
       },
       metaData, userData: inst.userData ?? undefined,
-      networkData: { links: [], networks: [], services: [] },
+      networkData: networkData(inst),
     };
   }
 
@@ -457,6 +483,8 @@ export class Conductor {
       await tx.deleteFrom('server_group_members').where('instance_uuid', '=', uuid).execute();
     });
     if (host) await this.recomputeUsage(host);
+    // Ports compute made go with the instance; ports the user brought are only unbound.
+    await this.deps.networks?.deallocate(uuid, this.log).catch((err: unknown) => this.log.error({ err, instance: uuid }, 'releasing the instance\'s ports failed'));
   }
 
   // ---- queries the API forwards to agents ----
@@ -496,4 +524,17 @@ export class Conductor {
     }
   }
 
+}
+
+/**
+ * network_data.json as Nova writes it for Neutron ports: a link per port (its MAC and MTU),
+ * a DHCP-configured network per fixed address, and the DNS servers nobody configured (none).
+ */
+export function networkData(inst: Instance): Record<string, unknown> {
+  if (!Array.isArray(inst.networks)) return { links: [], networks: [], services: [] };
+  const links = inst.vifs.map((v) => ({ id: `tap${v.portId.slice(0, 11)}`, vif_id: v.portId, type: 'bridge', mtu: v.mtu, ethernet_mac_address: v.mac }));
+  const networks = inst.vifs.flatMap((v) => v.fixedIps.map((f, i) => ({
+    id: `network${i}`, type: f.version === 4 ? 'ipv4_dhcp' : 'ipv6_dhcp', link: `tap${v.portId.slice(0, 11)}`, network_id: v.networkId,
+  }))).map((n, i) => ({ ...n, id: `network${i}` }));
+  return { links, networks, services: [] };
 }

@@ -1,5 +1,6 @@
 import type { Db } from '../../db/index.ts';
 import type { Logger } from '../../common/logger.ts';
+import type { NetworkApi } from './networks.ts';
 
 /** Compute's settings (from gureum.yaml `compute:`; defaults as Nova's). */
 export interface ComputeConfig {
@@ -37,6 +38,8 @@ export interface ComputeDeps {
   db: Db;
   log: Logger;
   cfg: ComputeConfig;
+  /** The network service (Neutron), when the cloud has one wired in; without it servers get the user-mode NIC. */
+  networks?: NetworkApi;
 }
 
 /**

@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import type { AuthContext } from '../../api/context.ts';
 import { isAllowed } from '../../api/policy.ts';
 import { atLeast, computeBase, selfLinks } from './http.ts';
+import { addressesOf } from './networks.ts';
 import { statusOf, type Instance } from './types.ts';
 
 /** Nova's `hostId`: an opaque per-project hash of the host, so tenants can tell co-location apart without learning host names. */
@@ -24,10 +25,19 @@ export function serverBrief(req: FastifyRequest, inst: Instance) {
   return { id: inst.uuid, name: inst.name, links: selfLinks(req, inst.projectId, 'servers', inst.uuid) };
 }
 
-/** The addresses a server has: the user-mode NAT address until tenant networking exists. */
+/** The addresses a server has: its ports' (from the network info cache), or the user-mode NAT address. */
 export function addresses(inst: Instance): Record<string, { addr: string; version: number; 'OS-EXT-IPS:type': string; 'OS-EXT-IPS-MAC:mac_addr'?: string }[]> {
+  if (Array.isArray(inst.networks)) return addressesOf(inst.vifs);
   if (inst.networks === 'none' || !inst.host || inst.vmState === 'building') return {};
   return { user: [{ addr: '169.254.169.15', version: 4, 'OS-EXT-IPS:type': 'fixed' }] };
+}
+
+/** The security groups of a server's ports (by name, each once); the user-mode NIC counts as `default`. */
+export function securityGroupsOf(inst: Instance): { name: string }[] | undefined {
+  if (inst.networks === 'none') return undefined;
+  if (!Array.isArray(inst.networks)) return [{ name: 'default' }];
+  const names = [...new Set(inst.vifs.flatMap((v) => v.securityGroups))];
+  return names.length ? names.map((name) => ({ name })) : undefined;
 }
 
 export interface HostStatusLookup { (host: string | null): string }
@@ -52,7 +62,7 @@ export function serverDetail(req: FastifyRequest, auth: AuthContext, inst: Insta
     'OS-SRV-USG:launched_at': usageTime(inst.launchedAt), 'OS-SRV-USG:terminated_at': usageTime(inst.terminatedAt),
     'OS-EXT-STS:task_state': inst.taskState, 'OS-EXT-STS:vm_state': inst.vmState, 'OS-EXT-STS:power_state': inst.powerState,
     'os-extended-volumes:volumes_attached': [],
-    security_groups: inst.networks === 'none' ? undefined : [{ name: 'default' }],
+    security_groups: securityGroupsOf(inst),
   };
   if (status === 'ACTIVE' || status === 'BUILD') out.progress = inst.progress; else delete out.progress;
   if (admin) {

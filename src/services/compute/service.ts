@@ -22,7 +22,7 @@ export interface CreateServerInput {
   userData?: string;
   metadata?: Record<string, string>;
   availabilityZone?: string;
-  networks?: 'none' | 'auto' | { uuid?: string; port?: string | null; fixed_ip?: string }[];
+  networks?: 'none' | 'auto' | { uuid?: string; port?: string | null; fixed_ip?: string; tag?: string }[];
   configDrive?: boolean;
   minCount: number;
   maxCount: number;
@@ -166,16 +166,7 @@ export class ComputeService {
       if (!isBase64(input.userData)) throw new BadRequest("Invalid input for field/attribute user_data. Value: the data is not valid base64.");
       if (input.userData.length > 65535) throw new BadRequest('User data too large. User data must be no larger than 65535 bytes once base64 encoded.');
     }
-    let networks: 'none' | 'auto' = 'auto';
-    if (input.networks === 'none') networks = 'none';
-    else if (Array.isArray(input.networks) && input.networks.length > 0) {
-      const n = input.networks[0]!;
-      if (n.port) throw new BadRequest(`Port id ${n.port} could not be found.`);
-      throw new BadRequest(`Network ${n.uuid ?? ''} could not be found.`);
-    }
-    for (const sg of input.securityGroups ?? []) {
-      if (sg !== 'default') throw new BadRequest(`Security group ${sg} not found.`);
-    }
+    const networks = await this.requestedNetworks(auth, input);
 
     let requestedAz: string | null = null;
     if (input.availabilityZone) {
@@ -202,6 +193,7 @@ export class ComputeService {
     const reservationId = `r-${newSecret(6).toLowerCase().replace(/[^a-z0-9]/g, '0').slice(0, 8)}`;
     const now = isoNow();
     const sysMeta = JSON.stringify({
+      ...(input.securityGroups?.length ? { security_groups: JSON.stringify(input.securityGroups) } : {}),
       image: JSON.stringify(image), ...(kernel ? { kernel: JSON.stringify(kernel) } : {}), ...(ramdisk ? { ramdisk: JSON.stringify(ramdisk) } : {}),
     });
 
@@ -253,6 +245,36 @@ export class ComputeService {
     }
     ctx.log.info({ instances: created, flavor: flavor.name, image: image.id }, 'servers accepted');
     return instances;
+  }
+
+  /**
+   * The NICs a create asks for. With the network service: the named networks and ports,
+   * checked in the caller's scope; nothing named → the project's one usable network; none
+   * usable → the user-mode NIC ('auto', so a cloud without tenant networks still boots
+   * reachable servers). `networks: none` → no NIC.
+   */
+  private async requestedNetworks(auth: AuthContext, input: CreateServerInput): Promise<Instance['networks']> {
+    if (input.networks === 'none') return 'none';
+    const groups = input.securityGroups ?? [];
+    const api = this.deps.networks;
+    if (!api) {
+      if (Array.isArray(input.networks) && input.networks.length > 0) {
+        const n = input.networks[0]!;
+        if (n.port) throw new BadRequest(`Port id ${n.port} could not be found.`);
+        throw new BadRequest(`Network ${n.uuid ?? ''} could not be found.`);
+      }
+      for (const sg of groups) if (sg !== 'default') throw new BadRequest(`Security group ${sg} not found.`);
+      return 'auto';
+    }
+    if (input.networks === 'auto') {
+      await api.resolve(auth, [], groups);
+      return 'auto';
+    }
+    const requested = Array.isArray(input.networks)
+      ? input.networks.map((n) => ({ networkId: n.uuid, portId: n.port ?? undefined, fixedIp: n.fixed_ip, tag: n.tag }))
+      : undefined;
+    const nics = await api.resolve(auth, requested, groups);
+    return nics.length > 0 ? nics : 'auto';
   }
 
   // ---- read ----

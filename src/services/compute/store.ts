@@ -1,8 +1,11 @@
 import { sql, type Transaction } from 'kysely';
 import type { Database, Db } from '../../db/index.ts';
 import { isoNow } from '../../db/index.ts';
-import type { ComputeHostTable, FlavorTable, InstanceTable } from '../../db/schema/compute.ts';
+import type { ComputeHostTable, FlavorTable, InstanceTable as InstanceTableShape } from '../../db/schema/compute.ts';
+import type { Selectable } from 'kysely';
+type InstanceTable = Selectable<InstanceTableShape>;
 import type { ComputeHost, Fault, Flavor, Instance, Keypair, ServerGroup, TaskState, VmState } from './types.ts';
+import type { VifInfo } from './networks.ts';
 
 /** SQL for compute. Every function takes the Kysely handle (or a transaction). */
 export type Q = Db | Transaction<Database>;
@@ -128,7 +131,7 @@ export function instanceFrom(r: InstanceTable, metadata: Record<string, string>,
     projectId: r.project_id, userId: r.user_id, imageRef: r.image_ref, flavor: JSON.parse(r.flavor) as Flavor,
     host: r.host, availabilityZone: r.availability_zone, vmState: r.vm_state as VmState, taskState: r.task_state as TaskState | null,
     powerState: r.power_state, keyName: r.key_name, keyData: r.key_data, userData: r.user_data, configDrive: r.config_drive,
-    accessIPv4: r.access_ip_v4, accessIPv6: r.access_ip_v6, networks: JSON.parse(r.networks) as 'none' | 'auto', sshPort: r.ssh_port,
+    accessIPv4: r.access_ip_v4, accessIPv6: r.access_ip_v6, networks: JSON.parse(r.networks) as Instance['networks'], vifs: JSON.parse(r.network_info) as VifInfo[], sshPort: r.ssh_port,
     locked: r.locked === 1, lockedBy: r.locked_by as 'owner' | 'admin' | null, lockedReason: r.locked_reason,
     serverGroupId: r.server_group_id, reservationId: r.reservation_id, launchIndex: r.launch_index, progress: r.progress,
     fault: r.fault ? (JSON.parse(r.fault) as Fault) : null, metadata, tags, createdAt: r.created_at, updatedAt: r.updated_at,
@@ -162,7 +165,7 @@ export interface InstancePatch {
   availability_zone?: string | null; launched_at?: string | null; terminated_at?: string | null; fault?: string | null;
   display_name?: string; display_description?: string | null; hostname?: string; locked?: number; locked_by?: string | null;
   locked_reason?: string | null; access_ip_v4?: string; access_ip_v6?: string; progress?: number; image_ref?: string;
-  deleted?: number; deleted_at?: string | null; ssh_port?: number | null;
+  deleted?: number; deleted_at?: string | null; ssh_port?: number | null; network_info?: string;
   flavor?: string; vcpus?: number; memory_mb?: number; root_gb?: number; ephemeral_gb?: number; swap_mb?: number;
   key_name?: string | null; key_data?: string | null; user_data?: string | null; system_metadata?: string;
 }

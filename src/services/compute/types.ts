@@ -1,3 +1,5 @@
+import type { ResolvedNic, VifInfo } from './networks.ts';
+
 /** Nova's domain vocabulary: vm/task states, the status the API derives from them, records. */
 
 export type VmState =
@@ -80,7 +82,10 @@ export interface Instance {
   configDrive: string;
   accessIPv4: string;
   accessIPv6: string;
-  networks: 'none' | 'auto';
+  /** What the create asked for: no NIC, the user-mode NAT NIC (no tenant network to use), or Neutron ports. */
+  networks: 'none' | 'auto' | ResolvedNic[];
+  /** The instance's ports as last seen (Nova's network info cache). */
+  vifs: VifInfo[];
   sshPort: number | null;
   locked: boolean;
   lockedBy: 'owner' | 'admin' | null;

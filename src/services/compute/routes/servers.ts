@@ -157,7 +157,7 @@ export function serverRoutes(app: FastifyInstance, compute: ComputeService, host
       id: first.uuid, links: serverBrief(req, first).links, 'OS-DCF:diskConfig': 'MANUAL',
       adminPass: s.adminPass ?? Math.random().toString(36).slice(2, 14),
     };
-    if (first.networks !== 'none') server.security_groups = [{ name: 'default' }];
+    if (first.networks !== 'none') server.security_groups = (input.securityGroups?.length ? input.securityGroups : ['default']).map((name) => ({ name }));
     void reply.header('location', `${computeBase(req)}/v2.1/servers/${first.uuid}`);
     return { server };
   });

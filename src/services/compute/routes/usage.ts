@@ -1,7 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { enforce } from '../../../api/policy.ts';
 import { BadRequest, NotFound } from '../../../common/errors.ts';
-import type { InstanceTable } from '../../../db/schema/compute.ts';
+import type { Selectable } from 'kysely';
+import type { InstanceTable as InstanceTableShape } from '../../../db/schema/compute.ts';
+type InstanceTable = Selectable<InstanceTableShape>;
 import type { ComputeDeps } from '../deps.ts';
 import { atLeast, computeBase, intParam } from '../http.ts';
 import '../policy.ts';
