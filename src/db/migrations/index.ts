@@ -5,6 +5,7 @@ import { m003_image } from './003_image.ts';
 import { m004_compute } from './004_compute.ts';
 import { m006_metadefs } from './006_metadefs.ts';
 import { m007_compute_migrations } from './007_compute_migrations.ts';
+import { m008_network } from './008_network.ts';
 import { m009_instance_network_info } from './009_instance_network_info.ts';
 
 /** Every migration, in order. Names sort lexically; never rename or edit a landed one. */
@@ -15,5 +16,6 @@ export const migrations: Record<string, Migration> = {
   '004_compute': m004_compute,
   '006_metadefs': m006_metadefs,
   '007_compute_migrations': m007_compute_migrations,
+  '008_network': m008_network,
   '009_instance_network_info': m009_instance_network_info,
 };
