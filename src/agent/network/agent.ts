@@ -1,0 +1,539 @@
+/**
+ * NetworkAgent: converges one host's data plane to a HostNetworkState — bridges and VXLAN
+ * per network, VM port devices, security groups (nftables), DHCP + metadata proxy per
+ * network, routers with NAT — creating what is missing, fixing what differs and removing
+ * what it owns but is no longer listed. See docs/networking-dataplane.md.
+ *
+ * apply() calls run one at a time; a state queued while one runs replaces older queued
+ * ones. Each apply reads the host cheaply (one `ip -json link`, the namespace list, pid
+ * files) and touches only what differs; the insides of qdhcp/qrouter namespaces are
+ * re-read when their spec changed, the namespace was re-created, or on a deep apply
+ * (explicit, the first one, and then every `deepCheckIntervalMs`).
+ */
+import { chmod, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '../../common/logger.ts';
+import { deviceNames, type DhcpState, type HostNetworkState, type NetworkState, type PortState, type RouterState } from '../../bus/network.ts';
+import { attachLines, bridgeLines } from './bridge.ts';
+import { stopProcess } from './daemon.ts';
+import { convergeDnsmasq, METADATA_IP, renderDnsmasq, stopDnsmasq } from './dhcp.ts';
+import { firewallPresent, loadRuleset, renderFirewall, type FirewallPort } from './firewall.ts';
+import {
+  addNamespace, batch, deleteNamespace, getLink, listAddresses, listFdb, listLinks, listNamespaces, namespaceInode, namespacePids, sysctl,
+} from './ip.ts';
+import { convergeHaproxy, MetadataRouter, proxyUser, stopHaproxy, type ProxyUser } from './metadata-proxy.ts';
+import {
+  agentNames, checkId, checkIfname, checkIp, checkMac, checkMtu, checkPrefixLen, InvalidInput, isOwnedHostDevice, parseCidr, TAP_PREFIX,
+} from './names.ts';
+import { planNamespace, type NsInterface, type NsSpec } from './netns.ts';
+import { loadRouterNat, planRouter, routeLines, routerNatPresent, ROUTER_SYSCTLS, type RouterPlan } from './router.ts';
+import { allocate, loadStateFile, saveStateFile, type AgentStateFile } from './state-file.ts';
+import { portLines, staleTapAction } from './tap.ts';
+import { Serial } from './util.ts';
+import { fdbLines, vxlanLines, type VxlanSpec } from './vxlan.ts';
+
+export interface NetworkAgentOptions {
+  log: Logger;
+  /** Where the agent keeps its state file, dnsmasq/haproxy files and the metadata socket. */
+  stateDir: string;
+  /**
+   * An existing network namespace that stands for the host: every host-level device
+   * (bridges, VXLAN, taps, veth host ends) and the host's nftables live there. Unset: the
+   * agent's own namespace.
+   */
+  hostNamespace?: string;
+  /** This host's underlay address (VXLAN source). */
+  tunnelIp: string;
+  /** Physical network name → existing host bridge (flat networks use it directly). */
+  physicalBridges: Record<string, string>;
+  /** Prepended to qdhcp-/qrouter- namespace names (several simulated hosts on one machine). */
+  namespacePrefix?: string;
+  metadata: { resolveSocket(instanceUuid: string): string | undefined };
+  /** How often an apply re-reads everything (namespace insides, nft tables, sysctls); default 60 s. */
+  deepCheckIntervalMs?: number;
+}
+
+export interface ApplyOptions {
+  /** Re-read and re-check everything, not only what the cheap checks cover. */
+  deep?: boolean;
+}
+
+export interface ApplyReport {
+  generation: number;
+  durationMs: number;
+  /** What was changed (the commands, in short). */
+  changes: string[];
+  /** What failed; the rest of the state was still applied. */
+  errors: { what: string; error: string }[];
+  warnings: string[];
+  deep: boolean;
+  /** This state was replaced by a newer one before it ran; the report is the newer one's. */
+  superseded: boolean;
+  /** Milliseconds per phase. */
+  phases: Record<string, number>;
+}
+
+interface NetModel { net: NetworkState; bridge: string; managed: boolean }
+interface PortModel { port: PortState; dev: string; bridge: string; mtu: number }
+interface DhcpModel { d: DhcpState; net: NetworkState; spec: NsSpec; dir: string }
+interface RouterModel { r: RouterState; spec: NsSpec; plan: RouterPlan }
+interface Model {
+  nets: Map<string, NetModel>;
+  vxlans: VxlanSpec[];
+  ports: PortModel[];
+  dhcp: DhcpModel[];
+  routers: RouterModel[];
+}
+
+interface Waiter { resolve(r: ApplyReport): void; reject(e: unknown): void; superseded: boolean }
+
+const STATE_FILE = 'network-agent.json';
+const ENSURE_GRACE_MS = 5 * 60_000;
+
+function message(e: unknown): string { return e instanceof Error ? e.message : String(e); }
+
+export class NetworkAgent {
+  readonly metadataSocket: string;
+  private readonly log: Logger;
+  private readonly host: string | undefined;
+  private readonly names: ReturnType<typeof agentNames>;
+  private readonly serial = new Serial();
+  private readonly deepEvery: number;
+  private queued?: { state: HostNetworkState; opts: ApplyOptions; waiters: Waiter[] };
+  private applying = false;
+  private persisted?: AgentStateFile;
+  private initialised = false;
+  private lastDeepAt = 0;
+  private firewallApplied?: string;
+  /** Namespace → spec key and namespace inode it was last converged with. */
+  private readonly nsApplied = new Map<string, { key: string; inode: number }>();
+  private model?: Model;
+  private metadataIndex = new Map<string, Map<string, string>>();
+  /** Taps handed out by ensurePortDevice, kept even before a state lists their port. */
+  private readonly ensured = new Map<string, number>();
+  private readonly router: MetadataRouter;
+  private readonly proxyUser: ProxyUser | undefined;
+
+  constructor(private readonly opts: NetworkAgentOptions) {
+    this.log = opts.log.child({ component: 'network-agent', hostNamespace: opts.hostNamespace });
+    this.host = opts.hostNamespace;
+    this.names = agentNames(opts.namespacePrefix ?? '');
+    this.deepEvery = opts.deepCheckIntervalMs ?? 60_000;
+    checkIp('tunnelIp', opts.tunnelIp);
+    for (const b of Object.values(opts.physicalBridges)) checkIfname(b);
+    if (opts.hostNamespace !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(opts.hostNamespace)) throw new InvalidInput(`invalid host namespace ${opts.hostNamespace}`);
+    this.metadataSocket = join(opts.stateDir, 'metadata.sock');
+    if (Buffer.byteLength(this.metadataSocket) > 100) throw new InvalidInput(`stateDir too long for a unix socket path: ${this.metadataSocket}`);
+    this.proxyUser = proxyUser();
+    this.router = new MetadataRouter(this.metadataSocket, {
+      instanceFor: (network, ip) => this.metadataIndex.get(network)?.get(ip),
+      resolveSocket: (uuid) => opts.metadata.resolveSocket(uuid),
+    }, this.log.child({ component: 'metadata-proxy' }), this.proxyUser?.gid);
+  }
+
+  /** Converges the host to `state`. Serialized; a newer queued state replaces an older queued one. */
+  apply(state: HostNetworkState, opts: ApplyOptions = {}): Promise<ApplyReport> {
+    return new Promise<ApplyReport>((resolve, reject) => {
+      const w: Waiter = { resolve, reject, superseded: false };
+      if (this.queued) {
+        for (const o of this.queued.waiters) o.superseded = true;
+        this.queued = { state, opts: { deep: opts.deep || this.queued.opts.deep }, waiters: [...this.queued.waiters, w] };
+      } else {
+        this.queued = { state, opts, waiters: [w] };
+      }
+      this.pump();
+    });
+  }
+
+  /**
+   * Makes the port's device exist and plugs it into its network's bridge (when the network
+   * is known from an applied state); for the compute side to call before starting QEMU.
+   * Returns the device name.
+   */
+  ensurePortDevice(port: PortState): Promise<string> {
+    return this.serial.run(async () => {
+      await this.init();
+      checkId('port', port.id);
+      const dev = deviceNames.tap(port.id);
+      const have = await getLink(this.host, dev);
+      const net = this.model?.nets.get(port.networkId);
+      const bridgeExists = net ? (await getLink(this.host, net.bridge)) !== undefined : false;
+      const lines = net && bridgeExists
+        ? portLines({ name: dev, bridge: net.bridge, mtu: port.mtu || net.net.mtu }, have)
+        : { lines: have ? [] : [`tuntap add dev ${dev} mode tap vnet_hdr`], created: !have };
+      const res = await batch('ip', this.host, lines.lines);
+      if (lines.created && !(await getLink(this.host, dev))) throw new Error(`cannot create ${dev}: ${res.failed.map((f) => f.error).join('; ')}`);
+      if (res.failed.length) this.log.warn({ dev, failed: res.failed }, 'plugging the port device failed in part');
+      if (lines.created) {
+        this.persisted!.createdTaps.push(dev);
+        await this.saveState();
+      }
+      this.ensured.set(dev, Date.now());
+      this.log.info({ port: port.id, dev, created: lines.created, bridge: net?.bridge }, 'port device ensured');
+      return dev;
+    });
+  }
+
+  /** Takes the port's device off its bridge; deletes it when the agent created it and nobody holds it. */
+  unplug(portId: string): Promise<void> {
+    return this.serial.run(async () => {
+      await this.init();
+      checkId('port', portId);
+      const dev = deviceNames.tap(portId);
+      this.ensured.delete(dev);
+      const have = await getLink(this.host, dev);
+      if (!have) return;
+      const created = this.persisted!.createdTaps.includes(dev);
+      const bridges = new Set([have.master ?? '']);
+      const action = staleTapAction(have, created, bridges);
+      if (action === 'delete') {
+        await batch('ip', this.host, [`link del ${dev}`]);
+        this.persisted!.createdTaps = this.persisted!.createdTaps.filter((t) => t !== dev);
+        await this.saveState();
+      } else if (have.master) {
+        await batch('ip', this.host, [`link set ${dev} nomaster`]);
+      }
+      this.log.info({ port: portId, dev, action }, 'port unplugged');
+    });
+  }
+
+  /** Stops the metadata socket server. The data plane (devices, dnsmasq, haproxy) stays as it is. */
+  async close(): Promise<void> {
+    await this.serial.run(async () => { await this.router.close(); this.initialised = false; });
+  }
+
+  // ---------------------------------------------------------------------------------
+
+  private pump(): void {
+    if (this.applying || !this.queued) return;
+    const job = this.queued;
+    this.queued = undefined;
+    this.applying = true;
+    void this.serial.run(() => this.applyNow(job.state, job.opts)).then(
+      (rep) => { for (const w of job.waiters) w.resolve({ ...rep, superseded: w.superseded }); },
+      (e: unknown) => { for (const w of job.waiters) w.reject(e); },
+    ).finally(() => { this.applying = false; this.pump(); });
+  }
+
+  private async init(): Promise<void> {
+    if (this.initialised) return;
+    await mkdir(join(this.opts.stateDir, 'dhcp'), { recursive: true });
+    // dnsmasq re-reads its files and haproxy reaches the socket after dropping to nobody.
+    await chmod(this.opts.stateDir, 0o711);
+    await chmod(join(this.opts.stateDir, 'dhcp'), 0o755);
+    for (let d = dirname(this.opts.stateDir); d !== dirname(d); d = dirname(d)) {
+      const s = await stat(d);
+      if ((s.mode & 0o001) === 0) this.log.warn({ dir: d }, 'a parent of stateDir is not searchable by others: dnsmasq cannot re-read its files and haproxy cannot reach the metadata socket');
+    }
+    this.persisted ??= await loadStateFile(join(this.opts.stateDir, STATE_FILE));
+    await this.router.start();
+    this.initialised = true;
+  }
+
+  private async saveState(): Promise<void> {
+    if (this.persisted) await saveStateFile(join(this.opts.stateDir, STATE_FILE), this.persisted);
+  }
+
+  private buildModel(state: HostNetworkState, rep: ApplyReport): Model {
+    const tryItem = <T>(what: string, f: () => T): T | undefined => {
+      try { return f(); } catch (e) { rep.errors.push({ what, error: message(e) }); return undefined; }
+    };
+    const nets = new Map<string, NetModel>();
+    const vxlans: VxlanSpec[] = [];
+    const vnis = new Set<number>();
+    const bridgeNames = new Set<string>();
+    for (const n of state.networks) {
+      tryItem(`network ${n.id}`, () => {
+        checkId('network', n.id);
+        checkMtu(`network ${n.id}`, n.mtu);
+        if (n.type === 'vxlan') {
+          if (!Number.isInteger(n.vni) || n.vni! < 1 || n.vni! > 0xffffff) throw new InvalidInput(`invalid VNI ${n.vni}`);
+          if (vnis.has(n.vni!)) throw new InvalidInput(`VNI ${n.vni} used twice`);
+          const bridge = deviceNames.bridge(n.id);
+          if (bridgeNames.has(bridge)) throw new InvalidInput(`bridge name ${bridge} collides with another network's`);
+          vnis.add(n.vni!);
+          bridgeNames.add(bridge);
+          nets.set(n.id, { net: n, bridge, managed: true });
+          const peers = n.peers.filter((p) => { try { checkIp('peer', p); return true; } catch (e) { rep.warnings.push(`network ${n.id}: ${message(e)}`); return false; } });
+          const remoteMacs = n.remoteMacs.filter((m) => { try { checkMac('remote MAC', m.mac); checkIp('remote MAC host', m.ip); return true; } catch (e) { rep.warnings.push(`network ${n.id}: ${message(e)}`); return false; } });
+          vxlans.push({ name: deviceNames.vxlan(n.vni!), vni: n.vni!, local: this.opts.tunnelIp, bridge, mtu: n.mtu, peers, remoteMacs });
+        } else if (n.type === 'flat') {
+          const bridge = n.physicalNetwork !== undefined ? this.opts.physicalBridges[n.physicalNetwork] : undefined;
+          if (!bridge) throw new InvalidInput(`flat network on physical network ${JSON.stringify(n.physicalNetwork)} that this host has no bridge for`);
+          nets.set(n.id, { net: n, bridge, managed: false });
+        } else {
+          throw new InvalidInput(`unsupported network type ${String((n as { type: unknown }).type)}`);
+        }
+      });
+    }
+    const taps = new Set<string>();
+    const ports: PortModel[] = [];
+    for (const p of state.ports) {
+      tryItem(`port ${p.id}`, () => {
+        checkId('port', p.id);
+        checkMac(`port ${p.id}`, p.mac);
+        const nm = nets.get(p.networkId);
+        if (!nm) throw new InvalidInput(`network ${p.networkId} is not in the state`);
+        for (const f of p.fixedIps) checkIp(`port ${p.id}`, f.ip);
+        for (const a of p.allowedAddressPairs) { parseCidr(`port ${p.id} address pair`, a.ipAddress); if (a.mac) checkMac(`port ${p.id} address pair`, a.mac); }
+        const dev = deviceNames.tap(p.id);
+        if (taps.has(dev)) throw new InvalidInput(`device name ${dev} collides with another port's`);
+        taps.add(dev);
+        ports.push({ port: p, dev, bridge: nm.bridge, mtu: p.mtu ? checkMtu(`port ${p.id}`, p.mtu) : nm.net.mtu });
+      });
+    }
+    const nsIface = (what: string, name: string, bridge: string, mac: string, mtu: number, addrs: { ip: string; prefixLen: number }[]): NsInterface => {
+      const addresses = addrs.map((a) => {
+        const { version } = checkIp(what, a.ip);
+        checkPrefixLen(what, a.prefixLen, version);
+        return `${a.ip}/${a.prefixLen}`;
+      });
+      return { name, hostEnd: deviceNames.hostEnd(name), bridge, mac: checkMac(what, mac), mtu: checkMtu(what, mtu), addresses };
+    };
+    const dhcp: DhcpModel[] = [];
+    for (const d of state.dhcp) {
+      tryItem(`dhcp ${d.networkId}`, () => {
+        checkId('network', d.networkId);
+        checkId('dhcp port', d.port.id);
+        const nm = nets.get(d.networkId);
+        if (!nm) throw new InvalidInput(`network ${d.networkId} is not in the state`);
+        const iface = nsIface(`dhcp port ${d.port.id}`, deviceNames.dhcpInterface(d.port.id), nm.bridge, d.port.mac, d.mtu || nm.net.mtu,
+          [...d.port.fixedIps, { ip: METADATA_IP, prefixLen: 32 }]);
+        dhcp.push({ d, net: nm.net, spec: { ns: this.names.dhcpNamespace(d.networkId), interfaces: [iface], sysctls: {} }, dir: join(this.opts.stateDir, 'dhcp', d.networkId) });
+      });
+    }
+    const routers: RouterModel[] = [];
+    for (const r of state.routers) {
+      tryItem(`router ${r.id}`, () => {
+        checkId('router', r.id);
+        const interfaces: NsInterface[] = [];
+        for (const i of r.interfaces) {
+          const nm = nets.get(i.networkId);
+          if (!nm) { rep.errors.push({ what: `router ${r.id} interface ${i.portId}`, error: `network ${i.networkId} is not in the state` }); continue; }
+          checkId('router port', i.portId);
+          interfaces.push(nsIface(`router ${r.id} port ${i.portId}`, deviceNames.routerInterface(i.portId), nm.bridge, i.mac, i.mtu || nm.net.mtu, [{ ip: i.ip, prefixLen: i.prefixLen }]));
+        }
+        let router = r;
+        if (r.gateway) {
+          const g = r.gateway;
+          const nm = nets.get(g.networkId);
+          if (!nm) {
+            rep.errors.push({ what: `router ${r.id} gateway`, error: `external network ${g.networkId} is not in the state` });
+            router = { ...r, gateway: undefined, floatingIps: [] };
+          } else {
+            checkId('gateway port', g.portId);
+            const fips = r.floatingIps.filter((f) => { try { return checkIp('floating ip', f.floatingIp).version === 4; } catch (e) { rep.warnings.push(`router ${r.id}: ${message(e)}`); return false; } });
+            interfaces.push(nsIface(`router ${r.id} gateway`, deviceNames.routerGateway(g.portId), nm.bridge, g.mac, g.mtu || nm.net.mtu,
+              [...g.fixedIps, ...fips.map((f) => ({ ip: f.floatingIp, prefixLen: 32 }))]));
+          }
+        }
+        const plan = planRouter(router);
+        rep.warnings.push(...plan.warnings.map((w) => `router ${r.id}: ${w}`));
+        routers.push({ r: router, spec: { ns: this.names.routerNamespace(r.id), interfaces, sysctls: ROUTER_SYSCTLS }, plan });
+      });
+    }
+    return { nets, vxlans, ports, dhcp, routers };
+  }
+
+  private async applyNow(state: HostNetworkState, opts: ApplyOptions): Promise<ApplyReport> {
+    const t0 = performance.now();
+    await this.init();
+    const deep = !!opts.deep || this.lastDeepAt === 0 || Date.now() - this.lastDeepAt >= this.deepEvery;
+    const rep: ApplyReport = { generation: state.generation, durationMs: 0, changes: [], errors: [], warnings: [], deep, superseded: false, phases: {} };
+    const phase = async (name: string, f: () => Promise<void>) => {
+      const t = performance.now();
+      try { await f(); } catch (e) { rep.errors.push({ what: name, error: message(e) }); }
+      rep.phases[name] = Math.round((performance.now() - t) * 10) / 10;
+    };
+    const model = this.buildModel(state, rep);
+    const st = this.persisted!;
+    st.zones = allocate(st.zones, model.nets.keys());
+    st.marks = allocate(st.marks, model.ports.filter((p) => p.port.portSecurity).map((p) => p.port.id));
+
+    if (deep) {
+      await phase('sysctl', async () => {
+        await sysctl(this.host, { 'net.bridge.bridge-nf-call-iptables': 1, 'net.bridge.bridge-nf-call-ip6tables': 1 });
+      });
+    }
+    let links = await listLinks(this.host);
+    const nsSpecs = [...model.dhcp.map((d) => d.spec), ...model.routers.map((r) => r.spec)];
+    const wantNs = new Set(nsSpecs.map((s) => s.ns));
+    const created = new Set<string>();
+    const dirty = new Set<string>();
+
+    await phase('namespaces', async () => {
+      const existing = await listNamespaces();
+      const stale = existing.filter((n) => (this.names.isDhcpNamespace(n) || this.names.isRouterNamespace(n)) && !wantNs.has(n));
+      for (const n of stale) {
+        await Promise.all((await namespacePids(n)).map((pid) => stopProcess(pid)));
+        await deleteNamespace(n);
+        this.nsApplied.delete(n);
+        rep.changes.push(`netns delete ${n}`);
+      }
+      // files (and daemons, even in namespaces deleted by hand) of networks no longer served here
+      const wantDirs = new Set(model.dhcp.map((d) => d.d.networkId));
+      for (const id of await readdir(join(this.opts.stateDir, 'dhcp'))) {
+        if (wantDirs.has(id)) continue;
+        const dir = join(this.opts.stateDir, 'dhcp', id);
+        const ns = this.names.dhcpNamespace(id);
+        if (await stopDnsmasq(ns, dir)) rep.changes.push(`dnsmasq stop ${id}`);
+        if (await stopHaproxy(ns, dir)) rep.changes.push(`haproxy stop ${id}`);
+        await rm(dir, { recursive: true, force: true });
+      }
+      for (const s of nsSpecs) {
+        if (existing.includes(s.ns)) continue;
+        await addNamespace(s.ns);
+        created.add(s.ns);
+        dirty.add(s.ns);
+        rep.changes.push(`netns add ${s.ns}`);
+      }
+      if (stale.length) links = await listLinks(this.host);
+    });
+
+    await phase('links', async () => {
+      const byName = new Map(links.map((l) => [l.name, l]));
+      const lines: string[] = [];
+      const wantHost = new Set<string>();
+      for (const nm of model.nets.values()) if (nm.managed) wantHost.add(nm.bridge);
+      for (const v of model.vxlans) wantHost.add(v.name);
+      for (const s of nsSpecs) for (const i of s.interfaces) wantHost.add(i.hostEnd);
+      const wantTaps = new Set(model.ports.map((p) => p.dev));
+      const ownBridges = new Set<string>([...links.filter((l) => l.name.startsWith('brq')).map((l) => l.name), ...Object.values(this.opts.physicalBridges)]);
+      const now = Date.now();
+      for (const l of links) {
+        if (isOwnedHostDevice(l.name) && !wantHost.has(l.name)) {
+          lines.push(`link del ${l.name}`);
+        } else if (l.name.startsWith(TAP_PREFIX) && !wantTaps.has(l.name) && !(now - (this.ensured.get(l.name) ?? 0) < ENSURE_GRACE_MS)) {
+          const a = staleTapAction(l, st.createdTaps.includes(l.name), ownBridges);
+          if (a === 'delete') { lines.push(`link del ${l.name}`); st.createdTaps = st.createdTaps.filter((t) => t !== l.name); }
+          else if (a === 'detach') lines.push(`link set ${l.name} nomaster`);
+        }
+      }
+      for (const nm of model.nets.values()) {
+        if (nm.managed) lines.push(...bridgeLines({ name: nm.bridge, mtu: nm.net.mtu }, byName.get(nm.bridge)));
+        else if (!byName.has(nm.bridge)) rep.errors.push({ what: `network ${nm.net.id}`, error: `physical bridge ${nm.bridge} does not exist` });
+      }
+      for (const v of model.vxlans) lines.push(...vxlanLines(v, byName.get(v.name)));
+      for (const s of nsSpecs) {
+        for (const i of s.interfaces) {
+          const have = byName.get(i.hostEnd);
+          if (have && have.kind === 'veth' && have.peerElsewhere && !created.has(s.ns)) {
+            lines.push(...attachLines(i.hostEnd, i.bridge, i.mtu, have));
+            continue;
+          }
+          if (have) lines.push(`link del ${i.hostEnd}`);
+          lines.push(`link add ${i.hostEnd} mtu ${i.mtu} type veth peer name ${i.name} address ${i.mac} mtu ${i.mtu} netns ${s.ns}`);
+          lines.push(...attachLines(i.hostEnd, i.bridge, i.mtu, undefined));
+          dirty.add(s.ns);
+        }
+      }
+      for (const p of model.ports) {
+        const r = portLines({ name: p.dev, bridge: p.bridge, mtu: p.mtu }, byName.get(p.dev));
+        lines.push(...r.lines);
+        if (r.created) st.createdTaps.push(p.dev);
+      }
+      await this.runBatch('ip', this.host, lines, 'host links', rep);
+    });
+
+    if (model.vxlans.length || links.some((l) => l.name.startsWith('vxlan-'))) {
+      await phase('fdb', async () => {
+        const lines = fdbLines(model.vxlans, await listFdb(this.host));
+        await this.runBatch('bridge', this.host, lines, 'vxlan fdb', rep);
+      });
+    }
+
+    await phase('namespace-config', async () => {
+      const routerPlans = new Map(model.routers.map((r) => [r.spec.ns, r.plan]));
+      await Promise.all(nsSpecs.map(async (spec) => {
+        const plan = routerPlans.get(spec.ns);
+        const key = JSON.stringify([spec, plan?.routes, plan?.nat]);
+        const inode = await namespaceInode(spec.ns);
+        const prev = this.nsApplied.get(spec.ns);
+        if (!deep && !dirty.has(spec.ns) && prev && prev.key === key && prev.inode === inode) return;
+        const errorsBefore = rep.errors.length;
+        try {
+          if (created.has(spec.ns) || deep) {
+            await batch('ip', spec.ns, ['link set lo up']);
+            if (Object.keys(spec.sysctls).length) await sysctl(spec.ns, spec.sysctls);
+          }
+          const lines = planNamespace(spec, await listAddresses(spec.ns));
+          await this.runBatch('ip', spec.ns, lines, `namespace ${spec.ns}`, rep);
+          if (plan) {
+            await this.runBatch('ip', spec.ns, await routeLines(spec.ns, plan.routes), `routes ${spec.ns}`, rep);
+            const natChanged = prev?.key !== key || created.has(spec.ns) || prev?.inode !== inode;
+            if (natChanged || !(await routerNatPresent(spec.ns))) {
+              await loadRouterNat(spec.ns, plan.nat);
+              rep.changes.push(`nft router ${spec.ns}`);
+            }
+          }
+        } catch (e) {
+          rep.errors.push({ what: `namespace ${spec.ns}`, error: message(e) });
+        }
+        if (rep.errors.length === errorsBefore && inode !== undefined) this.nsApplied.set(spec.ns, { key, inode });
+        else this.nsApplied.delete(spec.ns);
+      }));
+    });
+
+    await phase('firewall', async () => {
+      const fwPorts: FirewallPort[] = model.ports.filter((p) => p.port.portSecurity).map((p) => ({
+        device: p.dev, index: st.marks[p.port.id]!, mac: p.port.mac.toLowerCase(), ips: p.port.fixedIps.map((f) => f.ip),
+        allowedAddressPairs: p.port.allowedAddressPairs, securityGroupIds: p.port.securityGroupIds,
+      }));
+      const bridges = [...model.nets.values()].map((nm) => ({ name: nm.bridge, zone: st.zones[nm.net.id]! }));
+      const { text, warnings } = renderFirewall({ ports: fwPorts, bridges, securityGroups: state.securityGroups });
+      rep.warnings.push(...warnings);
+      if (text !== this.firewallApplied || (deep && !(await firewallPresent(this.host)))) {
+        this.firewallApplied = undefined;
+        await loadRuleset(this.host, text);
+        this.firewallApplied = text;
+        rep.changes.push('nft host ruleset');
+      }
+    });
+
+    await phase('dhcp', async () => {
+      await Promise.all(model.dhcp.map(async (m) => {
+        try {
+          const f = renderDnsmasq(m.d, m.net, m.spec.interfaces[0]!.name, m.dir);
+          rep.warnings.push(...f.warnings.map((w) => `dhcp ${m.d.networkId}: ${w}`));
+          await mkdir(m.dir, { recursive: true, mode: 0o755 });
+          const outcome = await convergeDnsmasq(m.spec.ns, f);
+          if (outcome !== 'unchanged') rep.changes.push(`dnsmasq ${outcome} ${m.d.networkId}`);
+          if (await convergeHaproxy(m.spec.ns, m.dir, m.d.networkId, this.metadataSocket, this.proxyUser)) rep.changes.push(`haproxy start ${m.d.networkId}`);
+        } catch (e) {
+          rep.errors.push({ what: `dhcp ${m.d.networkId}`, error: message(e) });
+        }
+      }));
+      const index = new Map<string, Map<string, string>>();
+      for (const m of model.dhcp) {
+        const byIp = new Map<string, string>();
+        for (const h of m.d.hosts) if (h.deviceId) byIp.set(h.ip, h.deviceId);
+        index.set(m.d.networkId, byIp);
+      }
+      this.metadataIndex = index;
+    });
+
+    this.model = model;
+    if (deep) this.lastDeepAt = Date.now();
+    await this.saveState();
+    rep.durationMs = Math.round((performance.now() - t0) * 10) / 10;
+    const summary = { generation: rep.generation, durationMs: rep.durationMs, deep, changes: rep.changes.length, errors: rep.errors.length };
+    if (rep.errors.length) this.log.warn({ ...summary, errorList: rep.errors }, 'network state applied with errors');
+    else if (rep.changes.length) this.log.info(summary, 'network state applied');
+    else this.log.debug(summary, 'network state unchanged');
+    if (rep.changes.length) this.log.debug({ generation: rep.generation, changeList: rep.changes }, 'network changes');
+    if (rep.warnings.length) this.log.warn({ generation: rep.generation, warnings: rep.warnings }, 'network state warnings');
+    return rep;
+  }
+
+  private async runBatch(tool: 'ip' | 'bridge', ns: string | undefined, lines: string[], what: string, rep: ApplyReport): Promise<void> {
+    if (!lines.length) return;
+    const r = await batch(tool, ns, lines);
+    // Deleting what is already gone (a namespace's veth vanishing as the kernel tears it down) is no error.
+    const gone = (f: { line: string; error: string }) => /^link del /.test(f.line) && /Cannot find device/.test(f.error);
+    const failed = new Set(r.failed.map((f) => f.line));
+    for (const l of lines) if (!failed.has(l)) rep.changes.push(`${tool}${ns ? ` -n ${ns}` : ''} ${l}`);
+    for (const f of r.failed) if (!gone(f)) rep.errors.push({ what: `${what}: ${f.line}`, error: f.error });
+  }
+}
+

@@ -1,0 +1,140 @@
+/**
+ * DHCP the way Neutron's DHCP agent does it: one dnsmasq per network in the network's
+ * qdhcp namespace, static leases only (a host file of MAC,name,IP), options per subnet
+ * tag (router, DNS, MTU, classless static routes incl. the metadata route via the DHCP
+ * port). Host or option changes rewrite the files and SIGHUP dnsmasq (it re-reads
+ * --dhcp-hostsfile, --dhcp-optsfile and --addn-hosts and keeps its leases); a change of
+ * the command line (ranges, interface) restarts it.
+ */
+import { join } from 'node:path';
+import type { DhcpState, NetworkState, SubnetState } from '../../bus/network.ts';
+import { daemonStatus, signal, startDaemon, stopDaemon, type DaemonSpec } from './daemon.ts';
+import { checkIp, cidrText, InvalidInput, ipToBigInt, netmask, parseCidr, type Cidr } from './names.ts';
+import { writeIfChanged } from './util.ts';
+
+export const METADATA_IP = '169.254.169.254';
+
+export interface DnsmasqFiles {
+  argv: string[];
+  hosts: string;
+  opts: string;
+  addnHosts: string;
+  pidFile: string;
+  files: { hosts: string; opts: string; addnHosts: string };
+  warnings: string[];
+}
+
+const HOSTNAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const DOMAIN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/;
+
+function inSubnet(ip: string, c: Cidr): boolean {
+  const { version } = checkIp('address', ip);
+  if (version !== c.version) return false;
+  const bits = BigInt((version === 4 ? 32 : 128) - c.prefixLen);
+  return (ipToBigInt(ip) >> bits) === (ipToBigInt(c.network) >> bits);
+}
+
+function tag(s: SubnetState): string { return `subnet-${s.id}`; }
+
+function leaseTime(seconds: number): string {
+  return seconds < 0 ? 'infinite' : `${Math.max(120, Math.floor(seconds))}s`;
+}
+
+function v6Mode(s: SubnetState): string | undefined {
+  if (s.ipv6AddressMode === 'dhcpv6-stateful') return 'static';
+  if (s.ipv6AddressMode === 'dhcpv6-stateless') return 'ra-stateless';
+  if (s.ipv6AddressMode === 'slaac' && s.ipv6RaMode) return 'ra-only';
+  return undefined;
+}
+
+/** The dnsmasq command line and files for one network (pure). */
+export function renderDnsmasq(d: DhcpState, net: NetworkState, iface: string, dir: string): DnsmasqFiles {
+  const warnings: string[] = [];
+  const domain = (d.domain || 'openstacklocal').toLowerCase().replace(/\.$/, '');
+  if (!DOMAIN.test(domain)) throw new InvalidInput(`network ${net.id}: invalid DNS domain ${JSON.stringify(d.domain)}`);
+  const files = { hosts: join(dir, 'host'), opts: join(dir, 'opts'), addnHosts: join(dir, 'addn_hosts') };
+  const pidFile = join(dir, 'pid');
+  const subnets = net.subnets.filter((s) => s.enableDhcp).map((s) => ({ s, c: parseCidr(`subnet ${s.id}`, s.cidr) }));
+  const argv = [
+    'dnsmasq', '--no-hosts', '--no-resolv', '--conf-file=/dev/null',
+    `--pid-file=${pidFile}`, `--dhcp-hostsfile=${files.hosts}`, `--addn-hosts=${files.addnHosts}`, `--dhcp-optsfile=${files.opts}`,
+    `--dhcp-leasefile=${join(dir, 'leases')}`, `--log-facility=${join(dir, 'dnsmasq.log')}`,
+    '--bind-interfaces', `--interface=${iface}`, '--except-interface=lo',
+    `--domain=${domain}`, `--local=/${domain}/`, '--dhcp-authoritative',
+  ];
+  let leaseMax = 0;
+  let ra = false;
+  const opts: string[] = [];
+  for (const { s, c } of subnets) {
+    const portIp = d.port.fixedIps.find((f) => f.subnetId === s.id)?.ip ?? d.port.fixedIps.map((f) => f.ip).find((ip) => inSubnet(ip, c));
+    if (!portIp) { warnings.push(`subnet ${s.id}: the DHCP port has no address in it; not served`); continue; }
+    if (c.version === 4) {
+      argv.push(`--dhcp-range=set:${tag(s)},${c.network},static,${netmask(c.prefixLen)},${leaseTime(d.leaseSeconds)}`);
+      leaseMax += 2 ** Math.min(32 - c.prefixLen, 24);
+      const dns = s.dnsNameservers.filter((x) => { try { return checkIp('dns', x).version === 4; } catch { warnings.push(`subnet ${s.id}: bad DNS server ${x}`); return false; } });
+      opts.push(`tag:${tag(s)},option:dns-server,${(dns.length ? dns : [portIp]).join(',')}`);
+      const routes: string[] = [];
+      const hostRoutes = s.hostRoutes.filter((r) => {
+        try { parseCidr('host route', r.destination); checkIp('host route nexthop', r.nexthop); return true; } catch (e) { warnings.push(`subnet ${s.id}: ${(e as Error).message}`); return false; }
+      }).map((r) => ({ dst: cidrText(parseCidr('host route', r.destination)), via: r.nexthop }));
+      if (!hostRoutes.some((r) => r.dst === `${METADATA_IP}/32`)) routes.push(`${METADATA_IP}/32,${portIp}`);
+      for (const r of hostRoutes) if (r.dst !== '0.0.0.0/0') routes.push(`${r.dst},${r.via}`);
+      const def = hostRoutes.find((r) => r.dst === '0.0.0.0/0')?.via ?? s.gatewayIp;
+      if (def) routes.push(`0.0.0.0/0,${def}`);
+      opts.push(`tag:${tag(s)},option:classless-static-route,${routes.join(',')}`);
+      opts.push(`tag:${tag(s)},249,${routes.join(',')}`);
+      opts.push(s.gatewayIp ? `tag:${tag(s)},option:router,${s.gatewayIp}` : `tag:${tag(s)},option:router`);
+      opts.push(`tag:${tag(s)},option:mtu,${d.mtu}`);
+    } else {
+      const mode = v6Mode(s);
+      if (s.ipv6RaMode) ra = true;
+      if (!mode) continue;
+      argv.push(`--dhcp-range=set:${tag(s)},${c.network},${mode},${c.prefixLen},${leaseTime(d.leaseSeconds)}`);
+      leaseMax += 2 ** 16;
+      const dns = s.dnsNameservers.filter((x) => { try { return checkIp('dns', x).version === 6; } catch { return false; } });
+      opts.push(`tag:${tag(s)},option6:dns-server,${(dns.length ? dns : [portIp]).map((x) => `[${x}]`).join(',')}`);
+      opts.push(`tag:${tag(s)},option6:domain-search,${domain}`);
+    }
+  }
+  if (ra) argv.push('--enable-ra', `--ra-param=${iface},mtu:${d.mtu}`);
+  argv.push(`--dhcp-lease-max=${Math.max(16, Math.min(leaseMax, 2 ** 24))}`);
+
+  const hosts: string[] = [];
+  const addn: string[] = [];
+  for (const h of d.hosts) {
+    const name = h.hostname.toLowerCase().replace(/\.$/, '');
+    let ip: string, version: 4 | 6, mac: string;
+    try {
+      ({ ip, version } = checkIp(`host ${h.portId}`, h.ip));
+      mac = h.mac.toLowerCase();
+      if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac)) throw new InvalidInput(`host ${h.portId}: invalid MAC ${h.mac}`);
+    } catch (e) { warnings.push((e as Error).message); continue; }
+    const short = HOSTNAME.test(name) ? name : `host-${ip.replace(/[.:]/g, '-')}`;
+    const fqdn = `${short}.${domain}`;
+    hosts.push(version === 4 ? `${mac},${fqdn},${ip}` : `${mac},${fqdn},[${ip}]`);
+    addn.push(`${ip}\t${fqdn} ${short}`);
+  }
+  return { argv, hosts: hosts.join('\n') + '\n', opts: opts.join('\n') + '\n', addnHosts: addn.join('\n') + '\n', pidFile, files, warnings };
+}
+
+export type DhcpOutcome = 'unchanged' | 'started' | 'restarted' | 'reloaded';
+
+/** Makes dnsmasq for one network run with these files; the namespace and interface must exist. */
+export async function convergeDnsmasq(ns: string, f: DnsmasqFiles): Promise<DhcpOutcome> {
+  const changed = (await Promise.all([
+    writeIfChanged(f.files.hosts, f.hosts), writeIfChanged(f.files.opts, f.opts), writeIfChanged(f.files.addnHosts, f.addnHosts),
+  ])).some(Boolean);
+  const spec: DaemonSpec = { ns, argv: f.argv, pidFile: f.pidFile };
+  const st = await daemonStatus(spec);
+  if (st.state === 'running') {
+    if (changed) signal(st.pid, 'SIGHUP');
+    return changed ? 'reloaded' : 'unchanged';
+  }
+  if (st.state === 'different') await stopDaemon(spec);
+  await startDaemon(spec);
+  return st.state === 'different' ? 'restarted' : 'started';
+}
+
+export async function stopDnsmasq(ns: string, dir: string): Promise<boolean> {
+  return stopDaemon({ ns, argv: ['dnsmasq'], pidFile: join(dir, 'pid') });
+}

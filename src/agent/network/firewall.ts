@@ -1,0 +1,301 @@
+/**
+ * Security groups and anti-spoofing as one nftables ruleset for the host namespace — a
+ * pure function of the state, applied atomically with one `nft -f` (see applyFirewall).
+ *
+ * The kernel here has no bridge conntrack, so the stateful part runs in the inet family,
+ * which bridged IP traffic passes with `net.bridge.bridge-nf-call-ip{,6}tables=1`. There
+ * `iifname`/`oifname` are the bridge, not the port, so the bridge family marks packets first:
+ *
+ *   bridge prerouting  -300  iifname <tap>  → anti-spoof-<tap>: only the port's MAC(s) and
+ *                            addresses may send; mark = port index (low 16 bits)
+ *   bridge forward     -300  oifname <tap>  → mark |= port index << 16
+ *   inet prerouting    raw   ct zone = zone of the bridge (tenant networks may overlap)
+ *   inet forward       0     mark & 0xffff  → egress-<tap> of the sender (return = allowed)
+ *                            mark & 0xffff0000 → ingress-<tap> of the receiver (accept)
+ *
+ * Ports without port security get no chain at all (no mark, no filtering).
+ */
+import type { SecurityGroupRuleState, SecurityGroupState } from '../../bus/network.ts';
+import { runIn } from './exec.ts';
+import { cidrText, ipToBigInt, linkLocalFromMac, parseCidr, type Cidr } from './names.ts';
+
+export interface FirewallPort {
+  /** The port's device (tap) on the bridge. */
+  device: string;
+  /** 1..65535, unique on the host; the packet mark. */
+  index: number;
+  mac: string;
+  /** The port's fixed addresses. */
+  ips: string[];
+  allowedAddressPairs: { ipAddress: string; mac: string }[];
+  securityGroupIds: string[];
+}
+
+export interface FirewallInput {
+  /** Ports with port security (others are not filtered and need not be listed). */
+  ports: FirewallPort[];
+  /** Every bridge of this host's networks with its conntrack zone. */
+  bridges: { name: string; zone: number }[];
+  securityGroups: SecurityGroupState[];
+}
+
+export interface FirewallRules { text: string; warnings: string[] }
+
+export const TABLE = 'gureum';
+
+const PROTOCOLS: Record<string, number> = {
+  icmp: 1, igmp: 2, ipip: 4, tcp: 6, egp: 8, udp: 17, 'ipv6-encap': 41, 'ipv6-route': 43, 'ipv6-frag': 44, rsvp: 46,
+  gre: 47, esp: 50, ah: 51, icmpv6: 58, 'ipv6-icmp': 58, 'ipv6-nonxt': 59, 'ipv6-opts': 60, ospf: 89, pgm: 113, vrrp: 112,
+  sctp: 132, dccp: 33, udplite: 136,
+};
+const WITH_PORTS = new Set([6, 17, 33, 132, 136]);
+
+/** Neutron's protocol (number as text, a name, 'any' or null) as a number; null = any. */
+export function protocolNumber(p: string | null, ethertype: 'IPv4' | 'IPv6'): number | null {
+  if (p === null || p === '' || p === 'any') return null;
+  const n = /^\d{1,3}$/.test(p) ? Number(p) : PROTOCOLS[p.toLowerCase()];
+  if (n === undefined || n > 255) throw new Error(`unknown protocol ${JSON.stringify(p)}`);
+  // Neutron accepts 'icmp' on an IPv6 rule and means ICMPv6.
+  if (ethertype === 'IPv6' && n === 1) return 58;
+  return n;
+}
+
+const hex = (n: number) => `0x${n.toString(16).padStart(8, '0')}`;
+const q = (s: string) => `"${s}"`;
+
+/** Drops prefixes contained in others (so anonymous sets never hold overlapping elements). */
+export function mergePrefixes(list: Cidr[]): Cidr[] {
+  const uniq = new Map(list.map((c) => [cidrText(c), c]));
+  const all = [...uniq.values()];
+  const contains = (a: Cidr, b: Cidr) => {
+    if (a.version !== b.version || a.prefixLen > b.prefixLen) return false;
+    const bits = BigInt((a.version === 4 ? 32 : 128) - a.prefixLen);
+    return (ipToBigInt(a.network) >> bits) === (ipToBigInt(b.network) >> bits);
+  };
+  return all.filter((c) => !all.some((o) => o.prefixLen < c.prefixLen && contains(o, c)));
+}
+
+function elements(list: Cidr[]): string {
+  return mergePrefixes(list).map((c) => (c.prefixLen === (c.version === 4 ? 32 : 128) ? c.network : cidrText(c))).join(', ');
+}
+
+/** Name of the set holding a group's member addresses of one family. */
+export function groupSetName(groupId: string, version: 4 | 6): string { return `rg-${groupId}-${version}`; }
+
+function portAddresses(p: FirewallPort): Map<string, Cidr[]> {
+  const byMac = new Map<string, Cidr[]>();
+  const add = (mac: string, c: Cidr) => { const l = byMac.get(mac) ?? []; l.push(c); byMac.set(mac, l); };
+  byMac.set(p.mac, []);
+  for (const ip of p.ips) add(p.mac, parseCidr(`port ${p.device}`, ip));
+  for (const pair of p.allowedAddressPairs) add((pair.mac || p.mac).toLowerCase(), parseCidr(`port ${p.device} address pair`, pair.ipAddress));
+  return byMac;
+}
+
+function antiSpoof(p: FirewallPort): string[] {
+  const byMac = portAddresses(p);
+  const macs = [...byMac.keys()];
+  const r: string[] = [
+    `meta mark set ${hex(p.index)}`,
+    `ether saddr != { ${macs.join(', ')} } counter drop`,
+    // ARP: the sender hardware address must be the port's, the sender IP one of its own (or 0.0.0.0: a probe).
+    `ether type arp arp saddr ether != { ${macs.join(', ')} } counter drop`,
+    'ether type arp arp saddr ip 0.0.0.0 return',
+  ];
+  for (const [mac, cidrs] of byMac) {
+    const v4 = cidrs.filter((c) => c.version === 4);
+    if (v4.length) r.push(`ether type arp ether saddr ${mac} arp saddr ether ${mac} arp saddr ip { ${elements(v4)} } return`);
+  }
+  r.push('ether type arp counter drop');
+  // IPv4: DHCP from 0.0.0.0 is allowed, DHCP server replies from a VM are not.
+  r.push('ether type ip ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return');
+  r.push('ether type ip udp sport 67 udp dport 68 counter drop');
+  for (const [mac, cidrs] of byMac) {
+    const v4 = cidrs.filter((c) => c.version === 4);
+    if (v4.length) r.push(`ether type ip ether saddr ${mac} ip saddr { ${elements(v4)} } return`);
+  }
+  r.push('ether type ip counter drop');
+  // IPv6: no router advertisements or DHCPv6 server replies from a VM; DAD / MLD from ::; link-local from the MAC.
+  r.push('ether type ip6 icmpv6 type nd-router-advert counter drop');
+  r.push('ether type ip6 udp sport 547 udp dport 546 counter drop');
+  r.push('ether type ip6 ip6 saddr :: icmpv6 type { nd-router-solicit, nd-neighbor-solicit, mld-listener-report, mld-listener-done, mld2-listener-report } return');
+  for (const [mac, cidrs] of byMac) {
+    const v6 = [...cidrs.filter((c) => c.version === 6), parseCidr('link-local', linkLocalFromMac(mac))];
+    r.push(`ether type ip6 ether saddr ${mac} ip6 saddr { ${elements(v6)} } return`);
+  }
+  r.push('counter drop');
+  return r;
+}
+
+/** The nft expression of one security group rule (without verdict), or throws when invalid. */
+export function ruleMatch(rule: SecurityGroupRuleState, knownGroups: ReadonlySet<string>): string {
+  const v = rule.ethertype === 'IPv6' ? 6 : 4;
+  if (rule.ethertype !== 'IPv4' && rule.ethertype !== 'IPv6') throw new Error(`invalid ethertype ${String(rule.ethertype)}`);
+  const fam = v === 4 ? 'ip' : 'ip6';
+  const parts = [`meta nfproto ${v === 4 ? 'ipv4' : 'ipv6'}`];
+  const dir = rule.direction === 'ingress' ? 'saddr' : 'daddr';
+  if (rule.direction !== 'ingress' && rule.direction !== 'egress') throw new Error(`invalid direction ${String(rule.direction)}`);
+  if (rule.remoteIpPrefix) {
+    const c = parseCidr('remote_ip_prefix', rule.remoteIpPrefix);
+    if (c.version !== v) throw new Error(`remote_ip_prefix ${rule.remoteIpPrefix} is not ${rule.ethertype}`);
+    if (c.prefixLen > 0) parts.push(`${fam} ${dir} ${cidrText(c)}`);
+  } else if (rule.remoteGroupId) {
+    if (!knownGroups.has(rule.remoteGroupId)) throw new Error(`remote group ${rule.remoteGroupId} is not in the state`);
+    parts.push(`${fam} ${dir} @${groupSetName(rule.remoteGroupId, v)}`);
+  }
+  const proto = protocolNumber(rule.protocol, rule.ethertype);
+  if (proto !== null) {
+    parts.push(`meta l4proto ${proto}`);
+    const { portRangeMin: min, portRangeMax: max } = rule;
+    const int = (x: number, hi: number) => Number.isInteger(x) && x >= 0 && x <= hi;
+    if (WITH_PORTS.has(proto)) {
+      if (min !== null || max !== null) {
+        const lo = min ?? 1, up = max ?? 65535;
+        if (!int(lo, 65535) || !int(up, 65535) || lo > up) throw new Error(`invalid port range ${min}-${max}`);
+        if (!(lo <= 1 && up === 65535)) parts.push(lo === up ? `th dport ${lo}` : `th dport ${lo}-${up}`);
+      }
+    } else if (proto === 1 || proto === 58) {
+      const icmp = proto === 1 ? 'icmp' : 'icmpv6';
+      if (min !== null) {
+        if (!int(min, 255)) throw new Error(`invalid ICMP type ${min}`);
+        parts.push(`${icmp} type ${min}`);
+        if (max !== null) {
+          if (!int(max, 255)) throw new Error(`invalid ICMP code ${max}`);
+          parts.push(`${icmp} code ${max}`);
+        }
+      }
+    }
+  }
+  return parts.join(' ');
+}
+
+function portChains(p: FirewallPort, groups: Map<string, SecurityGroupState>, warnings: string[]): { egress: string[]; ingress: string[] } {
+  const own = p.securityGroupIds.map((id) => groups.get(id)).filter((g): g is SecurityGroupState => {
+    return g !== undefined;
+  });
+  for (const id of p.securityGroupIds) if (!groups.has(id)) warnings.push(`port ${p.device}: security group ${id} is not in the state`);
+  const stateful = own.length === 0 || own.some((g) => g.stateful);
+  const known = new Set(groups.keys());
+  const egress = [
+    // DHCP and neighbour discovery work whatever the rules say (as in Neutron).
+    'meta nfproto ipv4 udp sport 68 udp dport 67 return',
+    'meta nfproto ipv6 udp sport 546 udp dport 547 return',
+    'icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld-listener-done, mld2-listener-report } return',
+  ];
+  const ingress = [
+    'meta nfproto ipv4 udp sport 67 udp dport 68 accept',
+    'meta nfproto ipv6 udp sport 547 udp dport 546 accept',
+    'icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query, nd-redirect } accept',
+  ];
+  if (stateful) {
+    egress.push('ct state established,related return', 'ct state invalid counter drop');
+    ingress.push('ct state established,related accept', 'ct state invalid counter drop');
+  }
+  const seen = new Set<string>();
+  for (const g of own) {
+    for (const rule of g.rules) {
+      let m: string;
+      try { m = ruleMatch(rule, known); } catch (e) {
+        warnings.push(`security group ${g.id} rule ${rule.id}: ${(e as Error).message}; rule skipped`);
+        continue;
+      }
+      const key = `${rule.direction} ${m}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (rule.direction === 'egress') egress.push(`${m} return`);
+      else ingress.push(`${m} accept`);
+    }
+  }
+  egress.push('counter drop');
+  ingress.push('counter drop');
+  return { egress, ingress };
+}
+
+/** The whole `gureum` bridge and inet tables, replacing the previous ones in one transaction. */
+export function renderFirewall(input: FirewallInput): FirewallRules {
+  const warnings: string[] = [];
+  const groups = new Map(input.securityGroups.map((g) => [g.id, g]));
+  const ports = [...input.ports].sort((a, b) => a.index - b.index);
+  const out: string[] = [];
+  const chain = (name: string, head: string | null, body: string[]) => {
+    out.push(`  chain ${name} {`);
+    if (head) out.push(`    ${head}`);
+    for (const l of body) out.push(`    ${l}`);
+    out.push('  }');
+  };
+  // Replace atomically: create-if-missing, delete, define (one transaction).
+  out.push(`table bridge ${TABLE}`, `delete table bridge ${TABLE}`, `table inet ${TABLE}`, `delete table inet ${TABLE}`);
+
+  const okPorts: { p: FirewallPort; spoof: string[] }[] = [];
+  for (const p of ports) {
+    try { okPorts.push({ p, spoof: antiSpoof(p) }); } catch (e) {
+      warnings.push(`port ${p.device}: ${(e as Error).message}; the port drops all traffic`);
+      okPorts.push({ p, spoof: [`meta mark set ${hex(p.index)}`, 'counter drop'] });
+    }
+  }
+
+  out.push(`table bridge ${TABLE} {`);
+  chain('prerouting', 'type filter hook prerouting priority -300; policy accept;', [
+    // Marks only mean something when set here; VXLAN-decapsulated packets keep the underlay's.
+    'iifname "vxlan-*" meta mark set 0',
+    ...(okPorts.length ? [`iifname vmap { ${okPorts.map(({ p }) => `${q(p.device)} : jump anti-spoof-${p.device}`).join(', ')} }`] : []),
+  ]);
+  chain('forward', 'type filter hook forward priority -300; policy accept;',
+    okPorts.length ? [`oifname vmap { ${okPorts.map(({ p }) => `${q(p.device)} : jump mark-${p.device}`).join(', ')} }`] : []);
+  for (const { p, spoof } of okPorts) {
+    chain(`anti-spoof-${p.device}`, null, spoof);
+    chain(`mark-${p.device}`, null, [`meta mark set meta mark | ${hex(p.index << 16 >>> 0)}`]);
+  }
+  out.push('}');
+
+  out.push(`table inet ${TABLE} {`);
+  // remote-group member sets
+  const referenced = new Set<string>();
+  for (const { p } of okPorts) for (const id of p.securityGroupIds) for (const r of groups.get(id)?.rules ?? []) if (r.remoteGroupId) referenced.add(r.remoteGroupId);
+  for (const id of [...referenced].sort()) {
+    const g = groups.get(id);
+    if (!g) continue;
+    for (const v of [4, 6] as const) {
+      const members: Cidr[] = [];
+      for (const ip of g.memberIps) {
+        try { const c = parseCidr(`group ${id} member`, ip); if (c.version === v) members.push(c); } catch (e) { warnings.push((e as Error).message); }
+      }
+      out.push(`  set ${groupSetName(id, v)} {`, `    type ${v === 4 ? 'ipv4_addr' : 'ipv6_addr'}; flags interval; auto-merge;`);
+      if (members.length) out.push(`    elements = { ${elements(members)} }`);
+      out.push('  }');
+    }
+  }
+  const bridges = [...new Map(input.bridges.map((b) => [b.name, b])).values()].sort((a, b) => a.name.localeCompare(b.name));
+  chain('zones', 'type filter hook prerouting priority raw; policy accept;',
+    bridges.length ? [`ct zone set iifname map { ${bridges.map((b) => `${q(b.name)} : ${b.zone}`).join(', ')} }`] : []);
+  const fwd: string[] = [];
+  if (bridges.length && okPorts.length) {
+    fwd.push(`iifname != { ${bridges.map((b) => q(b.name)).join(', ')} } return`);
+    fwd.push(`meta mark & 0x0000ffff vmap { ${okPorts.map(({ p }) => `${hex(p.index)} : jump egress-${p.device}`).join(', ')} }`);
+    fwd.push(`meta mark & 0xffff0000 vmap { ${okPorts.map(({ p }) => `${hex(p.index << 16 >>> 0)} : jump ingress-${p.device}`).join(', ')} }`);
+  }
+  chain('forward', 'type filter hook forward priority filter; policy accept;', fwd);
+  for (const { p } of okPorts) {
+    const { egress, ingress } = portChains(p, groups, warnings);
+    chain(`egress-${p.device}`, null, egress);
+    chain(`ingress-${p.device}`, null, ingress);
+  }
+  out.push('}');
+  return { text: out.join('\n') + '\n', warnings };
+}
+
+/** The (empty) tables, for an agent with nothing to filter — and the way to remove them. */
+export function renderFirewallRemoval(): string {
+  return `table bridge ${TABLE}\ndelete table bridge ${TABLE}\ntable inet ${TABLE}\ndelete table inet ${TABLE}\n`;
+}
+
+/** Loads a ruleset atomically (`nft -f -`) in a namespace. */
+export async function loadRuleset(ns: string | undefined, text: string): Promise<void> {
+  await runIn(ns, 'nft', ['-f', '-'], { input: text });
+}
+
+/** Whether both gureum tables exist in a namespace. */
+export async function firewallPresent(ns: string | undefined): Promise<boolean> {
+  const { stdout } = await runIn(ns, 'nft', ['list', 'tables']);
+  const t = stdout.split('\n').map((l) => l.trim());
+  return t.includes(`table bridge ${TABLE}`) && t.includes(`table inet ${TABLE}`);
+}
