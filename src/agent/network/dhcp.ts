@@ -96,7 +96,8 @@ export function renderDnsmasq(d: DhcpState, net: NetworkState, iface: string, di
       opts.push(`tag:${tag(s)},option6:domain-search,${domain}`);
     }
   }
-  if (ra) argv.push('--enable-ra', `--ra-param=${iface},mtu:${d.mtu}`);
+  // The DHCP namespace is no router: advertise the prefix (and MTU), with router lifetime 0.
+  if (ra) argv.push('--enable-ra', `--ra-param=${iface},mtu:${d.mtu},30,0`);
   argv.push(`--dhcp-lease-max=${Math.max(16, Math.min(leaseMax, 2 ** 24))}`);
 
   const hosts: string[] = [];

@@ -57,7 +57,6 @@ export function planRouter(r: RouterState): RouterPlan {
   const uniqInternal = [...new Set(internal)];
   const pre: string[] = [];
   const post: string[] = [];
-  if (uniqInternal.length) post.push(`ip saddr { ${uniqInternal.join(', ')} } ct status dnat${qg ? ` oifname != "${qg}"` : ''} masquerade`);
   if (gw && qg) {
     for (const f of r.floatingIps) {
       try {
@@ -66,6 +65,9 @@ export function planRouter(r: RouterState): RouterPlan {
       pre.push(`ip daddr ${f.floatingIp} dnat to ${f.fixedIp}`);
       post.push(`oifname "${qg}" ip saddr ${f.fixedIp} snat to ${f.floatingIp}`);
     }
+    // hairpin: a tenant reaching a floating IP of a tenant VM behind this router must get
+    // the answer back through the router, so its source becomes the router's own address.
+    if (pre.length && uniqInternal.length) post.unshift(`ip saddr { ${uniqInternal.join(', ')} } ct status dnat oifname != "${qg}" masquerade`);
     const v4 = gw.fixedIps.find((f) => { try { return checkIp('gateway ip', f.ip).version === 4; } catch { return false; } });
     if (gw.snat && v4 && uniqInternal.length) post.push(`oifname "${qg}" ip saddr { ${uniqInternal.join(', ')} } snat to ${v4.ip}`);
   }
