@@ -40,6 +40,9 @@ import { configSection } from '../common/config.ts';
 import { ComputeService } from '../services/compute/service.ts';
 import { BASE_FIELDS, type ImageRecord } from '../services/image/types.ts';
 import { BadRequest } from '../common/errors.ts';
+import { networkSettings } from '../services/network/config.ts';
+import { networkMount } from '../services/network/routes.ts';
+import type { NetworkDeps } from '../services/network/types.ts';
 
 /** Published when identity data changes, so every controller drops cached token views. */
 const IdentityChanged = subject<{ from: string; kind: string }>('gureum.identity.changed');
@@ -85,6 +88,7 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
       { type: 'identity', name: 'keystone', url: `${cfg.publicUrl}/identity/v3` },
       { type: 'image', name: 'glance', url: `${cfg.publicUrl}/image` },
       { type: 'compute', name: 'nova', url: `${cfg.publicUrl}/compute/v2.1` },
+      { type: 'network', name: 'neutron', url: `${cfg.publicUrl}/networking` },
     ],
   });
 
@@ -106,6 +110,7 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
   await bootstrapFlavors(database.db);
   await conductor.start();
   const hostStatus = computeHostStatus(computeDeps);
+  const networkDeps: NetworkDeps = { db: database.db, log: log.child({ component: 'network' }), cfg: networkSettings(configSection(cfg, 'network')) };
 
   const app = createApiServer({ log, validator: identity, maxBodyBytes: cfg.maxBodyBytes }, [
     identityMount(identity), imageMount(images), computeMount({ compute, hostStatus: hostStatus.lookup, extra: [
@@ -116,6 +121,7 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
       (a) => externalEventRoutes(a, computeDeps), (a) => osHostRoutes(a, computeDeps),
       (a) => migrationRoutes(a, computeDeps, compute),
     ] }),
+    networkMount(networkDeps),
   ]);
   app.get('/healthz', { config: { auth: false } }, async () => ({ status: 'ok', bus_rtt_ms: await bus.rtt() }));
   await app.listen({ host: cfg.listenHost, port: cfg.listenPort });
