@@ -269,6 +269,14 @@ test('5. floating IP: reachable from outside, SNAT to it from the VM; SNAT to th
     assert.equal(await tcpRead(VM1, '172.24.4.1', 9000), '172.24.4.100', 'VM with a floating IP leaves as it');
     assert.equal(await tcpRead(VM2, '172.24.4.1', 9000), '172.24.4.10', 'VM without one: SNAT to the router gateway');
     assert.equal(await tcpRead(VM2, '172.24.4.100', 8080), '10.10.1.1', 'hairpin: tenant → floating IP of a tenant VM');
+    // the all-in-one layout: the host namespace itself has an address on the external bridge
+    await run('ip', ['-n', H, 'addr', 'add', '172.24.4.2/24', 'dev', 'br-ex']);
+    assert.ok(await pingUntil(H, '172.24.4.100', 2000), 'host → floating IP (ping)');
+    assert.equal(await tcpRead(H, '172.24.4.100', 8080), '172.24.4.2', 'host → floating IP (TCP)');
+    const hostServer = await peerEchoServer(H, 9001);
+    try {
+      assert.equal(await tcpRead(VM1, '172.24.4.2', 9001), '172.24.4.100', 'VM → host from its floating IP');
+    } finally { hostServer.stop(); }
   } finally {
     vmServer.stop();
     extServer.stop();

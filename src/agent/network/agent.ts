@@ -18,7 +18,7 @@ import { deviceNames, type DhcpState, type HostNetworkState, type NetworkState, 
 import { attachLines, bridgeLines } from './bridge.ts';
 import { stopProcess } from './daemon.ts';
 import { convergeDnsmasq, METADATA_IP, renderDnsmasq, stopDnsmasq } from './dhcp.ts';
-import { firewallPresent, loadRuleset, renderFirewall, type FirewallPort } from './firewall.ts';
+import { firewallDelta, firewallPresent, loadRuleset, renderFirewall, type FirewallPort, type NftTable } from './firewall.ts';
 import {
   addNamespace, batch, deleteNamespace, getLink, listAddresses, listFdb, listLinks, listNamespaces, namespaceInode, namespacePids, sysctl,
 } from './ip.ts';
@@ -106,6 +106,8 @@ export class NetworkAgent {
   private initialised = false;
   private lastDeepAt = 0;
   private firewallApplied?: string;
+  private firewallTables?: NftTable[];
+  private fdbApplied?: string;
   /** Namespace → spec key and namespace inode it was last converged with. */
   private readonly nsApplied = new Map<string, { key: string; inode: number }>();
   private model?: Model;
@@ -348,7 +350,7 @@ export class NetworkAgent {
     };
     const model = this.buildModel(state, rep);
     const st = this.persisted!;
-    st.zones = allocate(st.zones, model.nets.keys());
+    st.zones = allocate(st.zones, [...model.nets.values()].filter((n) => n.managed).map((n) => n.net.id));
     st.marks = allocate(st.marks, model.ports.filter((p) => p.port.portSecurity).map((p) => p.port.id));
 
     if (deep) {
@@ -436,10 +438,15 @@ export class NetworkAgent {
       await this.runBatch('ip', this.host, lines, 'host links', rep);
     });
 
-    if (model.vxlans.length || links.some((l) => l.name.startsWith('vxlan-'))) {
+    // FDB entries: re-read only when the wanted ones changed, a VXLAN device was (re)made, or deep.
+    const fdbKey = JSON.stringify(model.vxlans.map((v) => [v.name, v.peers, v.remoteMacs]));
+    if (deep || fdbKey !== this.fdbApplied || rep.changes.some((c) => / link add vxlan-/.test(c))) {
+      this.fdbApplied = undefined;
       await phase('fdb', async () => {
+        const errorsBefore = rep.errors.length;
         const lines = fdbLines(model.vxlans, await listFdb(this.host));
         await this.runBatch('bridge', this.host, lines, 'vxlan fdb', rep);
+        if (rep.errors.length === errorsBefore) this.fdbApplied = fdbKey;
       });
     }
 
@@ -480,14 +487,38 @@ export class NetworkAgent {
         device: p.dev, index: st.marks[p.port.id]!, mac: p.port.mac.toLowerCase(), ips: p.port.fixedIps.map((f) => f.ip),
         allowedAddressPairs: p.port.allowedAddressPairs, securityGroupIds: p.port.securityGroupIds,
       }));
-      const bridges = [...model.nets.values()].map((nm) => ({ name: nm.bridge, zone: st.zones[nm.net.id]! }));
-      const { text, warnings } = renderFirewall({ ports: fwPorts, bridges, securityGroups: state.securityGroups });
+      const bridges = [...model.nets.values()].map((nm) => ({ name: nm.bridge, zone: nm.managed ? st.zones[nm.net.id] : undefined }));
+      const { text, tables, warnings } = renderFirewall({ ports: fwPorts, bridges, securityGroups: state.securityGroups });
       rep.warnings.push(...warnings);
-      if (text !== this.firewallApplied || (deep && !(await firewallPresent(this.host)))) {
+      const full = async () => {
         this.firewallApplied = undefined;
+        this.firewallTables = undefined;
         await loadRuleset(this.host, text);
         this.firewallApplied = text;
-        rep.changes.push('nft host ruleset');
+        this.firewallTables = tables;
+      };
+      if (deep) {
+        // re-load it whole (undoes edits by hand); a change only when it differed or was gone
+        const differs = text !== this.firewallApplied || !(await firewallPresent(this.host));
+        await full();
+        if (differs) rep.changes.push('nft host ruleset (full)');
+      } else if (text !== this.firewallApplied) {
+        const delta = this.firewallTables ? firewallDelta(this.firewallTables, tables) : undefined;
+        if (delta === undefined) {
+          await full();
+          rep.changes.push('nft host ruleset (full)');
+        } else {
+          try {
+            await loadRuleset(this.host, delta);
+            this.firewallApplied = text;
+            this.firewallTables = tables;
+            rep.changes.push(`nft host ruleset (${delta.split('\n').filter((l) => /^(add|delete) chain|^flush set/.test(l)).length} chains/sets changed)`);
+          } catch (e) {
+            this.log.warn({ err: message(e) }, 'incremental ruleset update failed; loading it whole');
+            await full();
+            rep.changes.push('nft host ruleset (full)');
+          }
+        }
       }
     });
 

@@ -9,7 +9,9 @@
  *   bridge prerouting  -300  iifname <tap>  → anti-spoof-<tap>: only the port's MAC(s) and
  *                            addresses may send; mark = port index (low 16 bits)
  *   bridge forward     -300  oifname <tap>  → mark |= port index << 16
- *   inet prerouting    raw   ct zone = zone of the bridge (tenant networks may overlap)
+ *   inet prerouting    raw   ct zone = zone of the network's bridge (tenant networks may overlap);
+ *                            physical bridges keep zone 0: the host itself may have an address
+ *                            there, and its own connections are tracked in zone 0
  *   inet forward       0     mark & 0xffff  → egress-<tap> of the sender (return = allowed)
  *                            mark & 0xffff0000 → ingress-<tap> of the receiver (accept)
  *
@@ -34,8 +36,8 @@ export interface FirewallPort {
 export interface FirewallInput {
   /** Ports with port security (others are not filtered and need not be listed). */
   ports: FirewallPort[];
-  /** Every bridge of this host's networks with its conntrack zone. */
-  bridges: { name: string; zone: number }[];
+  /** Every bridge of this host's networks; the agent's own (tenant) bridges with a conntrack zone. */
+  bridges: { name: string; zone?: number }[];
   securityGroups: SecurityGroupState[];
 }
 
@@ -210,20 +212,27 @@ function portChains(p: FirewallPort, groups: Map<string, SecurityGroupState>, wa
   return { egress, ingress };
 }
 
-/** The whole `gureum` bridge and inet tables, replacing the previous ones in one transaction. */
+/** A chain of the ruleset: base chains have a `type … hook …` head. */
+export interface NftChain { head: string | null; rules: string[] }
+/** A named set: its declaration (type, flags) and its elements ('' when empty). */
+export interface NftSet { decl: string; elements: string }
+export interface NftTable { family: 'bridge' | 'inet'; sets: Map<string, NftSet>; chains: Map<string, NftChain> }
+
+export interface FirewallRules {
+  /** The whole ruleset, replacing the previous one in one transaction. */
+  text: string;
+  /** The same as data, for firewallDelta(). */
+  tables: NftTable[];
+  warnings: string[];
+}
+
+/** The whole `gureum` bridge and inet tables (pure). */
 export function renderFirewall(input: FirewallInput): FirewallRules {
   const warnings: string[] = [];
   const groups = new Map(input.securityGroups.map((g) => [g.id, g]));
   const ports = [...input.ports].sort((a, b) => a.index - b.index);
-  const out: string[] = [];
-  const chain = (name: string, head: string | null, body: string[]) => {
-    out.push(`  chain ${name} {`);
-    if (head) out.push(`    ${head}`);
-    for (const l of body) out.push(`    ${l}`);
-    out.push('  }');
-  };
-  // Replace atomically: create-if-missing, delete, define (one transaction).
-  out.push(`table bridge ${TABLE}`, `delete table bridge ${TABLE}`, `table inet ${TABLE}`, `delete table inet ${TABLE}`);
+  const bridgeT: NftTable = { family: 'bridge', sets: new Map(), chains: new Map() };
+  const inetT: NftTable = { family: 'inet', sets: new Map(), chains: new Map() };
 
   const okPorts: { p: FirewallPort; spoof: string[] }[] = [];
   for (const p of ports) {
@@ -233,21 +242,23 @@ export function renderFirewall(input: FirewallInput): FirewallRules {
     }
   }
 
-  out.push(`table bridge ${TABLE} {`);
-  chain('prerouting', 'type filter hook prerouting priority -300; policy accept;', [
-    // Marks only mean something when set here; VXLAN-decapsulated packets keep the underlay's.
-    'iifname "vxlan-*" meta mark set 0',
-    ...(okPorts.length ? [`iifname vmap { ${okPorts.map(({ p }) => `${q(p.device)} : jump anti-spoof-${p.device}`).join(', ')} }`] : []),
-  ]);
-  chain('forward', 'type filter hook forward priority -300; policy accept;',
-    okPorts.length ? [`oifname vmap { ${okPorts.map(({ p }) => `${q(p.device)} : jump mark-${p.device}`).join(', ')} }`] : []);
+  bridgeT.chains.set('prerouting', {
+    head: 'type filter hook prerouting priority -300; policy accept;',
+    rules: [
+      // Marks only mean something when set here; VXLAN-decapsulated packets keep the underlay's.
+      'iifname "vxlan-*" meta mark set 0',
+      ...(okPorts.length ? [`iifname vmap { ${okPorts.map(({ p }) => `${q(p.device)} : jump anti-spoof-${p.device}`).join(', ')} }`] : []),
+    ],
+  });
+  bridgeT.chains.set('forward', {
+    head: 'type filter hook forward priority -300; policy accept;',
+    rules: okPorts.length ? [`oifname vmap { ${okPorts.map(({ p }) => `${q(p.device)} : jump mark-${p.device}`).join(', ')} }`] : [],
+  });
   for (const { p, spoof } of okPorts) {
-    chain(`anti-spoof-${p.device}`, null, spoof);
-    chain(`mark-${p.device}`, null, [`meta mark set meta mark | ${hex(p.index << 16 >>> 0)}`]);
+    bridgeT.chains.set(`anti-spoof-${p.device}`, { head: null, rules: spoof });
+    bridgeT.chains.set(`mark-${p.device}`, { head: null, rules: [`meta mark set meta mark | ${hex(p.index << 16 >>> 0)}`] });
   }
-  out.push('}');
 
-  out.push(`table inet ${TABLE} {`);
   // remote-group member sets
   const referenced = new Set<string>();
   for (const { p } of okPorts) for (const id of p.securityGroupIds) for (const r of groups.get(id)?.rules ?? []) if (r.remoteGroupId) referenced.add(r.remoteGroupId);
@@ -259,28 +270,94 @@ export function renderFirewall(input: FirewallInput): FirewallRules {
       for (const ip of g.memberIps) {
         try { const c = parseCidr(`group ${id} member`, ip); if (c.version === v) members.push(c); } catch (e) { warnings.push((e as Error).message); }
       }
-      out.push(`  set ${groupSetName(id, v)} {`, `    type ${v === 4 ? 'ipv4_addr' : 'ipv6_addr'}; flags interval; auto-merge;`);
-      if (members.length) out.push(`    elements = { ${elements(members)} }`);
-      out.push('  }');
+      inetT.sets.set(groupSetName(id, v), { decl: `type ${v === 4 ? 'ipv4_addr' : 'ipv6_addr'}; flags interval; auto-merge;`, elements: members.length ? elements(members) : '' });
     }
   }
   const bridges = [...new Map(input.bridges.map((b) => [b.name, b])).values()].sort((a, b) => a.name.localeCompare(b.name));
-  chain('zones', 'type filter hook prerouting priority raw; policy accept;',
-    bridges.length ? [`ct zone set iifname map { ${bridges.map((b) => `${q(b.name)} : ${b.zone}`).join(', ')} }`] : []);
+  const zoned = bridges.filter((b) => b.zone !== undefined);
+  inetT.chains.set('zones', {
+    head: 'type filter hook prerouting priority raw; policy accept;',
+    rules: zoned.length ? [`ct zone set iifname map { ${zoned.map((b) => `${q(b.name)} : ${b.zone}`).join(', ')} }`] : [],
+  });
   const fwd: string[] = [];
   if (bridges.length && okPorts.length) {
     fwd.push(`iifname != { ${bridges.map((b) => q(b.name)).join(', ')} } return`);
     fwd.push(`meta mark & 0x0000ffff vmap { ${okPorts.map(({ p }) => `${hex(p.index)} : jump egress-${p.device}`).join(', ')} }`);
     fwd.push(`meta mark & 0xffff0000 vmap { ${okPorts.map(({ p }) => `${hex(p.index << 16 >>> 0)} : jump ingress-${p.device}`).join(', ')} }`);
   }
-  chain('forward', 'type filter hook forward priority filter; policy accept;', fwd);
+  inetT.chains.set('forward', { head: 'type filter hook forward priority filter; policy accept;', rules: fwd });
   for (const { p } of okPorts) {
     const { egress, ingress } = portChains(p, groups, warnings);
-    chain(`egress-${p.device}`, null, egress);
-    chain(`ingress-${p.device}`, null, ingress);
+    inetT.chains.set(`egress-${p.device}`, { head: null, rules: egress });
+    inetT.chains.set(`ingress-${p.device}`, { head: null, rules: ingress });
   }
-  out.push('}');
-  return { text: out.join('\n') + '\n', warnings };
+  const tables = [bridgeT, inetT];
+  return { text: serializeFull(tables), tables, warnings };
+}
+
+/** Full replacement: create-if-missing, delete, define — one transaction. */
+export function serializeFull(tables: NftTable[]): string {
+  const out: string[] = [];
+  for (const t of tables) out.push(`table ${t.family} ${TABLE}`, `delete table ${t.family} ${TABLE}`);
+  for (const t of tables) {
+    out.push(`table ${t.family} ${TABLE} {`);
+    for (const [name, set] of t.sets) {
+      out.push(`  set ${name} {`, `    ${set.decl}`);
+      if (set.elements) out.push(`    elements = { ${set.elements} }`);
+      out.push('  }');
+    }
+    for (const [name, c] of t.chains) {
+      out.push(`  chain ${name} {`);
+      if (c.head) out.push(`    ${c.head}`);
+      for (const l of c.rules) out.push(`    ${l}`);
+      out.push('  }');
+    }
+    out.push('}');
+  }
+  return out.join('\n') + '\n';
+}
+
+const sameRules = (a: NftChain, b: NftChain) => a.head === b.head && a.rules.length === b.rules.length && a.rules.every((r, i) => r === b.rules[i]);
+
+/**
+ * The nft script that turns the applied ruleset `prev` into `next` in one transaction,
+ * touching only chains and sets that differ (a full reload costs time in proportion to
+ * the whole ruleset; this in proportion to the change). '' when nothing differs. Base
+ * chains are never added or removed (both rulesets always have them).
+ */
+export function firewallDelta(prev: NftTable[], next: NftTable[]): string {
+  const adds: string[] = [], fills: string[] = [], removes: string[] = [];
+  for (const n of next) {
+    const p = prev.find((t) => t.family === n.family);
+    const at = `${n.family} ${TABLE}`;
+    if (!p) return serializeFull(next);
+    for (const [name, set] of n.sets) {
+      const old = p.sets.get(name);
+      if (!old) adds.push(`add set ${at} ${name} { ${set.decl} }`);
+      else if (old.decl !== set.decl) return serializeFull(next);
+      if (!old || old.elements !== set.elements) {
+        if (old) fills.push(`flush set ${at} ${name}`);
+        if (set.elements) fills.push(`add element ${at} ${name} { ${set.elements} }`);
+      }
+    }
+    for (const [name, c] of n.chains) {
+      const old = p.chains.get(name);
+      if (old && old.head !== c.head) return serializeFull(next);
+      if (!old && c.head) return serializeFull(next);
+      if (old && sameRules(old, c)) continue;
+      if (!old) adds.push(`add chain ${at} ${name}`);
+      else fills.push(`flush chain ${at} ${name}`);
+      for (const r of c.rules) fills.push(`add rule ${at} ${name} ${r}`);
+    }
+    for (const [name, c] of p.chains) {
+      if (n.chains.has(name)) continue;
+      if (c.head) return serializeFull(next);
+      removes.push(`flush chain ${at} ${name}`, `delete chain ${at} ${name}`);
+    }
+    for (const name of p.sets.keys()) if (!n.sets.has(name)) removes.push(`delete set ${at} ${name}`);
+  }
+  const all = [...adds, ...fills, ...removes];
+  return all.length ? all.join('\n') + '\n' : '';
 }
 
 /** The (empty) tables, for an agent with nothing to filter — and the way to remove them. */
