@@ -96,7 +96,6 @@ const ns = await TestNamespaces.create('bench');
 let agent: NetworkAgent | undefined;
 const rows: [string, string][] = [];
 try {
-  await run('chmod', ['0711', ns.dir]);
   const H = await ns.add(ns.name('host'));
   const dir = join(ns.dir, 'agent');
   mkdirSync(dir);

@@ -146,7 +146,6 @@ function newAgent(dir: string): NetworkAgent {
 before(async () => {
   if (skip) return;
   ns = await TestNamespaces.create('ag');
-  await run('chmod', ['0711', ns.dir]);
   H = await ns.add(ns.name('host'));
   EXT = await ns.add(ns.name('ext'));
   VM1 = ns.name('vm1'); VM2 = ns.name('vm2'); VM3 = ns.name('vm3');

@@ -17,6 +17,7 @@ import type { Logger } from '../../common/logger.ts';
 import { deviceNames, type DhcpState, type HostNetworkState, type NetworkState, type PortState, type RouterState } from '../../bus/network.ts';
 import { attachLines, bridgeLines } from './bridge.ts';
 import { stopProcess } from './daemon.ts';
+import { run } from './exec.ts';
 import { convergeDnsmasq, METADATA_IP, renderDnsmasq, stopDnsmasq } from './dhcp.ts';
 import { firewallDelta, firewallPresent, loadRuleset, renderFirewall, type FirewallPort, type NftTable } from './firewall.ts';
 import {
@@ -30,7 +31,7 @@ import { planNamespace, type NsInterface, type NsSpec } from './netns.ts';
 import { loadRouterNat, planRouter, routeLines, routerNatPresent, ROUTER_SYSCTLS, type RouterPlan } from './router.ts';
 import { allocate, loadStateFile, saveStateFile, type AgentStateFile } from './state-file.ts';
 import { portLines, staleTapAction } from './tap.ts';
-import { Serial } from './util.ts';
+import { forEachLimit, Serial } from './util.ts';
 import { fdbLines, vxlanLines, type VxlanSpec } from './vxlan.ts';
 
 export interface NetworkAgentOptions {
@@ -355,7 +356,12 @@ export class NetworkAgent {
 
     if (deep) {
       await phase('sysctl', async () => {
-        await sysctl(this.host, { 'net.bridge.bridge-nf-call-iptables': 1, 'net.bridge.bridge-nf-call-ip6tables': 1 });
+        const settings = { 'net.bridge.bridge-nf-call-iptables': 1, 'net.bridge.bridge-nf-call-ip6tables': 1 };
+        try { await sysctl(this.host, settings); } catch {
+          // a kernel with br_netfilter as a module (here it is built in)
+          await run('modprobe', ['br_netfilter'], { allowFailure: true });
+          await sysctl(this.host, settings);
+        }
       });
     }
     let links = await listLinks(this.host);
@@ -452,7 +458,7 @@ export class NetworkAgent {
 
     await phase('namespace-config', async () => {
       const routerPlans = new Map(model.routers.map((r) => [r.spec.ns, r.plan]));
-      await Promise.all(nsSpecs.map(async (spec) => {
+      await forEachLimit(nsSpecs, 4, async (spec) => {
         const plan = routerPlans.get(spec.ns);
         const key = JSON.stringify([spec, plan?.routes, plan?.nat]);
         const inode = await namespaceInode(spec.ns);
@@ -479,7 +485,7 @@ export class NetworkAgent {
         }
         if (rep.errors.length === errorsBefore && inode !== undefined) this.nsApplied.set(spec.ns, { key, inode });
         else this.nsApplied.delete(spec.ns);
-      }));
+      });
     });
 
     await phase('firewall', async () => {
@@ -523,7 +529,7 @@ export class NetworkAgent {
     });
 
     await phase('dhcp', async () => {
-      await Promise.all(model.dhcp.map(async (m) => {
+      await forEachLimit(model.dhcp, 4, async (m) => {
         try {
           const f = renderDnsmasq(m.d, m.net, m.spec.interfaces[0]!.name, m.dir);
           rep.warnings.push(...f.warnings.map((w) => `dhcp ${m.d.networkId}: ${w}`));
@@ -534,7 +540,7 @@ export class NetworkAgent {
         } catch (e) {
           rep.errors.push({ what: `dhcp ${m.d.networkId}`, error: message(e) });
         }
-      }));
+      });
       const index = new Map<string, Map<string, string>>();
       for (const m of model.dhcp) {
         const byIp = new Map<string, string>();

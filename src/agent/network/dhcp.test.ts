@@ -72,7 +72,6 @@ const leases = () => readFileSync(join(dir, 'dhcp', net, 'leases'), 'utf8');
 before(async () => {
   if (skip) return;
   ns = await TestNamespaces.create('dh');
-  await run('chmod', ['0711', ns.dir]);
   H = await ns.add(ns.name('host'));
   VMA = ns.name('vma'); VMB = ns.name('vmb');
   await fakeVm(ns, H, VMA, deviceNames.tap(pa), MAC_A);

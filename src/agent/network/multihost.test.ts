@@ -64,7 +64,6 @@ function host2(gen: number): HostNetworkState {
 before(async () => {
   if (skip) return;
   ns = await TestNamespaces.create('mh');
-  await run('chmod', ['0711', ns.dir]);
   const U = await ns.add(ns.name('underlay'));
   H1 = await ns.add(ns.name('h1'));
   H2 = await ns.add(ns.name('h2'));

@@ -4,7 +4,7 @@
  * whose peer, with the port's MAC, sits in its own namespace), a real DHCP client
  * (busybox udhcpc), ping and small TCP/HTTP helpers run inside namespaces.
  */
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { accessSync, chmodSync, constants, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -41,6 +41,8 @@ export class TestNamespaces {
   private constructor(readonly tag: string) {
     this.suffix = randomBytes(3).toString('hex');
     this.dir = mkdtempSync(join(tmpdir(), `gnet-${tag}-`));
+    // dnsmasq (as nobody) re-reads its files and haproxy (nobody) reaches the agent's socket below here
+    chmodSync(this.dir, 0o711);
   }
 
   static async create(tag: string): Promise<TestNamespaces> {

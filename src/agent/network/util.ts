@@ -27,3 +27,15 @@ export class Serial {
     return next;
   }
 }
+
+/** Runs `f` over `items` with at most `limit` at a time (commands are processes: keep the host responsive). */
+export async function forEachLimit<T>(items: readonly T[], limit: number, f: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await f(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
