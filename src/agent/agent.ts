@@ -1,7 +1,8 @@
-import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { Bus, HealthPing } from '../bus/index.ts';
 import {
@@ -11,6 +12,8 @@ import type { Logger } from '../common/logger.ts';
 import { PowerStateCode, type HostCapabilities, type InstanceSpec, type InstanceState } from './hypervisor/driver.ts';
 import { QemuDriver } from './hypervisor/qemu/driver.ts';
 import { InstanceLifecycle } from './lifecycle.ts';
+import { NetworkAgent } from './network/agent.ts';
+import { NetworkLink } from './network-link.ts';
 import { clearPassword, MetadataServers, readPassword } from './metadata/index.ts';
 import { ImageCache, type ImageSource } from './storage/image-cache.ts';
 
@@ -22,6 +25,13 @@ export interface AgentOptions {
   accel?: 'auto' | 'kvm' | 'tcg';
   heartbeatMs?: number;
   version?: string;
+  /**
+   * Tenant networking on this host (needs root): the underlay address VXLAN uses (also
+   * reported as the host's address), physical network → host bridge, and optionally the
+   * network namespace standing for this host (`gureum up --hosts N`). Unset: no tenant
+   * networking; servers get the user-mode NIC only.
+   */
+  network?: { tunnelIp: string; physicalBridges: Record<string, string>; hostNamespace?: string; namespacePrefix?: string };
 }
 
 export interface RunningAgent { host: string; caps: HostCapabilities; stop(): Promise<void> }
@@ -55,7 +65,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       try { instances[name] = code(await driver.getState(name)); } catch { instances[name] = 0; }
     }
     return {
-      host, hostIp: '127.0.0.1', agentVersion: opts.version ?? '0', hypervisorType: caps.hypervisorType, hypervisorVersion: caps.hypervisorVersion,
+      host, hostIp: opts.network?.tunnelIp ?? '127.0.0.1', agentVersion: opts.version ?? '0', hypervisorType: caps.hypervisorType, hypervisorVersion: caps.hypervisorVersion,
       accel: caps.accel, cpuModel: caps.cpuModel, arch: 'x86_64', vcpus: caps.vcpus, memoryMb: caps.memoryMb, diskGb: caps.diskGb, instances,
     };
   }
@@ -91,7 +101,17 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   }
 
   const metadata = new MetadataServers({ log });
-  const life = new InstanceLifecycle({ driver, cache, metadata, instancesDir, log, source });
+  let link: NetworkLink | undefined;
+  let plane: NetworkAgent | undefined;
+  if (opts.network) {
+    plane = new NetworkAgent({
+      log: log.child({ component: 'network' }), stateDir: networkStateDir(opts.dataDir), tunnelIp: opts.network.tunnelIp,
+      physicalBridges: opts.network.physicalBridges, hostNamespace: opts.network.hostNamespace, namespacePrefix: opts.network.namespacePrefix,
+      metadata: { resolveSocket: (uuid) => metadata.socketOf(uuid) },
+    });
+    link = new NetworkLink({ bus, host, plane, log: log.child({ component: 'network-link' }) });
+  }
+  const life = new InstanceLifecycle({ driver, cache, metadata, instancesDir, log, source, network: link });
   const building = life.building;
   const rlog = (requestId: string, uuid: string) => log.child({ request_id: requestId, instance: uuid });
   bus.serve(subjects.build, (req, meta) => life.build(req, rlog(meta.requestId, req.uuid)));
@@ -155,6 +175,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     log.info({ instance: uuid }, 'removing an instance the controller does not know here');
     await life.remove(uuid).catch((err: unknown) => log.warn({ instance: uuid, err: (err as Error).message }, 'remove failed'));
   }
+  link?.start();
   const beat = async () => { if (!bus.closed) bus.publish(AgentHeartbeat, await report()); };
   driver.on('lifecycle', () => { void beat().catch(() => undefined); });
   const timer = setInterval(() => { void beat().catch((err: unknown) => log.warn({ err }, 'heartbeat failed')); }, opts.heartbeatMs ?? 5000);
@@ -165,9 +186,24 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     host, caps,
     async stop() {
       clearInterval(timer);
+      link?.stop();
+      await plane?.close();
       await metadata.close();
       await driver.close();
       await bus.close();
     },
   };
+}
+
+/**
+ * Where the network side keeps its files (dnsmasq hosts/options, haproxy config, the
+ * metadata socket): under /run, not the data directory, because dnsmasq and haproxy run
+ * as an unprivileged user who must read them (the data directory is private, mode 0700),
+ * and because what they describe — namespaces, devices — ends with the running kernel too.
+ * One directory per data directory, so several clouds on one machine stay apart.
+ */
+function networkStateDir(dataDir: string): string {
+  const id = createHash('sha1').update(resolve(dataDir)).digest('hex').slice(0, 12);
+  mkdirSync('/run/gureum', { recursive: true, mode: 0o755 });
+  return join('/run/gureum', `net-${id}`);
 }

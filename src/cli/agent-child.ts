@@ -16,7 +16,11 @@ export class AgentChild {
   private stopping = false;
   private restarts = 0;
 
-  constructor(private readonly args: { dataDir: string; natsUrl: string; host: string; logLevel: string }, private readonly log: Logger) {}
+  constructor(private readonly args: {
+    dataDir: string; natsUrl: string; host: string; logLevel: string;
+    /** Tenant networking: the VXLAN source address and physical network → bridge. */
+    network?: { tunnelIp: string; physicalBridges: Record<string, string> };
+  }, private readonly log: Logger) {}
 
   get pidFile(): string { return join(this.args.dataDir, 'run', 'agent.pid'); }
 
@@ -24,6 +28,8 @@ export class AgentChild {
     mkdirSync(join(this.args.dataDir, 'run'), { recursive: true });
     const child = spawn(process.execPath, [...process.execArgv, ...this.entry(), 'agent',
       '--data-dir', this.args.dataDir, '--nats-url', this.args.natsUrl, '--host-name', this.args.host, '--log-level', this.args.logLevel,
+      ...(this.args.network ? ['--tunnel-ip', this.args.network.tunnelIp,
+        ...Object.entries(this.args.network.physicalBridges).flatMap(([p, b]) => ['--physical-bridge', `${p}:${b}`])] : []),
     ], { stdio: ['ignore', 'inherit', 'inherit'], env: process.env });
     this.child = child;
     writeFileSync(this.pidFile, String(child.pid));

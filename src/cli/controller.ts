@@ -43,6 +43,9 @@ import { BadRequest } from '../common/errors.ts';
 import { networkSettings } from '../services/network/config.ts';
 import { networkMount } from '../services/network/routes.ts';
 import type { NetworkDeps } from '../services/network/types.ts';
+import { NetworkService } from '../services/network/service.ts';
+import { AgentSync } from '../services/network/agent-sync.ts';
+import { computeNetworkApi } from './compute-network.ts';
 
 /** Published when identity data changes, so every controller drops cached token views. */
 const IdentityChanged = subject<{ from: string; kind: string }>('gureum.identity.changed');
@@ -53,6 +56,7 @@ export interface RunningController {
   adminPasswordFile: string;
   createdAdmin: boolean;
   images: ImageService;
+  network: NetworkService;
   /** An in-process admin identity for the controller's own work (registering built-in images). */
   adminAuth(): Promise<AuthContext>;
   stop(): Promise<void>;
@@ -103,14 +107,28 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
   bus.subscribe(IdentityChanged, (m) => { if (m.from !== me) void identity.refreshFromPeer(); });
 
   const sched = schedulerConfig(configSection(cfg, 'scheduler'));
-  const computeDeps: ComputeDeps = { db: database.db, log: log.child({ component: 'compute' }), cfg: { ...DEFAULT_COMPUTE_CONFIG, ...sched.ratios, ...computeSettings(configSection(cfg, 'compute')) } };
+  const computeCfg = { ...DEFAULT_COMPUTE_CONFIG, ...sched.ratios, ...computeSettings(configSection(cfg, 'compute')) };
+  // Neutron: the API, the agents' desired state (AgentSync) and what compute uses of it.
+  const networkDeps: NetworkDeps = { db: database.db, log: log.child({ component: 'network' }), cfg: networkSettings(configSection(cfg, 'network')) };
+  const network = new NetworkService(networkDeps);
+  const agentSync = new AgentSync({
+    db: database.db, bus, log: log.child({ component: 'network-sync' }), hostDownAfterSec: computeCfg.serviceDownTimeSec,
+    ensureDhcpPort: (id) => network.ensureDhcpPort(id),
+  });
+  const computeDeps: ComputeDeps = { db: database.db, log: log.child({ component: 'compute' }), cfg: computeCfg, networks: computeNetworkApi(network, database.db) };
   const imageApi = computeImageApi(images, cfg.publicUrl);
   const conductor = new Conductor(computeDeps, bus, imageApi, new Scheduler(sched.options), log.child({ component: 'conductor' }));
   const compute = new ComputeService(computeDeps, imageApi, conductor);
   await bootstrapFlavors(database.db);
   await conductor.start();
   const hostStatus = computeHostStatus(computeDeps);
-  const networkDeps: NetworkDeps = { db: database.db, log: log.child({ component: 'network' }), cfg: networkSettings(configSection(cfg, 'network')) };
+  networkDeps.changed = (what) => {
+    agentSync.changed();
+    // Ports and floating IPs show in server views: refresh compute's network info cache (Nova's network-changed event).
+    if (what === 'port' || what === 'floatingip' || what === 'router') conductor.refreshNetworkInfo();
+  };
+  agentSync.start();
+  agentSync.changed();
 
   const app = createApiServer({ log, validator: identity, maxBodyBytes: cfg.maxBodyBytes }, [
     identityMount(identity), imageMount(images), computeMount({ compute, hostStatus: hostStatus.lookup, extra: [
@@ -129,9 +147,10 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
 
   return {
     url: cfg.publicUrl, adminPassword: password, adminPasswordFile: file, createdAdmin,
-    images, adminAuth: () => adminAuth(database.db),
+    images, network, adminAuth: () => adminAuth(database.db),
     async stop() {
       conductor.stop();
+      agentSync.stop();
       hostStatus.stop();
       await app.close();
       await bus.close();

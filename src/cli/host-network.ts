@@ -22,29 +22,31 @@ export const DEFAULT_EXTERNAL: ExternalNetworkSettings = {
   physicalNetwork: 'public', bridge: 'br-ex', cidr: '172.24.4.0/24', gateway: '172.24.4.1', poolStart: '172.24.4.10', poolEnd: '172.24.4.254',
 };
 
-/** `network:` of gureum.yaml: `external_cidr`, `external_gateway`, `external_pool` (start-end), `external_bridge`. */
-export function externalSettings(section: Record<string, unknown>): ExternalNetworkSettings {
+/** `external_network:` of gureum.yaml: `cidr`, `gateway`, `pool` (start-end), `bridge`. */
+export function externalSettings(raw: unknown): ExternalNetworkSettings {
   const s = { ...DEFAULT_EXTERNAL };
+  if (raw !== undefined && (raw === null || typeof raw !== 'object')) throw new Error('gureum.yaml: external_network must be a mapping');
+  const section = (raw ?? {}) as Record<string, unknown>;
   const str = (k: string) => (typeof section[k] === 'string' ? section[k] as string : undefined);
-  const cidr = str('external_cidr');
+  const cidr = str('cidr');
   if (cidr) {
     const m = /^(\d+\.\d+\.\d+)\.\d+\/(\d+)$/.exec(cidr);
-    if (!m) throw new Error(`network.external_cidr must be an IPv4 CIDR, not ${cidr}`);
+    if (!m) throw new Error(`external_network.cidr must be an IPv4 CIDR, not ${cidr}`);
     s.cidr = cidr;
     s.gateway = `${m[1]}.1`;
     s.poolStart = `${m[1]}.10`;
     s.poolEnd = `${m[1]}.254`;
   }
-  s.gateway = str('external_gateway') ?? s.gateway;
-  const pool = str('external_pool');
+  s.gateway = str('gateway') ?? s.gateway;
+  const pool = str('pool');
   if (pool) {
     const [a, b] = pool.split('-');
-    if (!a || !b) throw new Error(`network.external_pool must be <start>-<end>, not ${pool}`);
+    if (!a || !b) throw new Error(`external_network.pool must be <start>-<end>, not ${pool}`);
     s.poolStart = a.trim();
     s.poolEnd = b.trim();
   }
-  s.bridge = str('external_bridge') ?? s.bridge;
-  if (!/^[\w.-]{1,15}$/.test(s.bridge)) throw new Error(`network.external_bridge: invalid device name ${s.bridge}`);
+  s.bridge = str('bridge') ?? s.bridge;
+  if (!/^[\w.-]{1,15}$/.test(s.bridge)) throw new Error(`external_network.bridge: invalid device name ${s.bridge}`);
   return s;
 }
 

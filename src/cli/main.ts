@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { startAgent } from '../agent/agent.ts';
 import { AgentChild } from './agent-child.ts';
+import { canRunNetworking, ensureExternalBridge, externalSettings } from './host-network.ts';
+import { ensurePublicNetwork } from './network-bootstrap.ts';
+import { configSection } from '../common/config.ts';
 import { ensureGuestImages } from './guest-images.ts';
 import { registerGuestImages } from './guest-register.ts';
 
@@ -38,6 +41,8 @@ Options (each also settable in the config file or environment; see docs/configur
   --host-name NAME      this compute host's name (agent; default the machine's hostname)
   --accel auto|kvm|tcg  QEMU accelerator (agent; default auto: KVM when a boot probe passes)
   --no-agent            up: do not run a compute agent on this machine
+  --tunnel-ip ADDR      agent: this host's underlay address for VXLAN (enables tenant networking)
+  --physical-bridge P:B agent: physical network P is host bridge B (repeatable; e.g. public:br-ex)
 `;
 
 function parse(argv: string[]) {
@@ -49,6 +54,7 @@ function parse(argv: string[]) {
       host: { type: 'string' }, port: { type: 'string' }, 'public-url': { type: 'string' }, region: { type: 'string' },
       config: { type: 'string' }, 'config-dir': { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
       'host-name': { type: 'string' }, accel: { type: 'string' }, 'no-agent': { type: 'boolean' },
+      'tunnel-ip': { type: 'string' }, 'physical-bridge': { type: 'string', multiple: true },
     },
   });
 }
@@ -91,7 +97,13 @@ async function up(values: ReturnType<typeof parse>['values']): Promise<void> {
     const guest = await ensureGuestImages(cfg.guestDir, { log: log.child({ component: 'guest' }) });
     await registerGuestImages(ctl.images, await ctl.adminAuth(), guest, log.child({ component: 'guest' }));
     if (!values['no-agent']) {
-      const agent = new AgentChild({ dataDir: join(cfg.dataDir, 'agent'), natsUrl, host: values['host-name'] ?? hostname(), logLevel: cfg.logLevel }, log.child({ component: 'agent-supervisor' }));
+      // Tenant networking needs root; the external bridge gives this machine a way in to floating IPs.
+      const ext = externalSettings(configSection(cfg, 'external_network'));
+      const network = canRunNetworking() && await ensureExternalBridge(ext, log.child({ component: 'host-network' }))
+        ? { tunnelIp: '127.0.0.1', physicalBridges: { [ext.physicalNetwork]: ext.bridge } } : undefined;
+      if (!network) log.warn('tenant networking is off (not root): servers get the user-mode NIC only');
+      else await ensurePublicNetwork(ctl.network, await ctl.adminAuth(), ext, log.child({ component: 'host-network' }));
+      const agent = new AgentChild({ dataDir: join(cfg.dataDir, 'agent'), natsUrl, host: values['host-name'] ?? hostname(), logLevel: cfg.logLevel, network }, log.child({ component: 'agent-supervisor' }));
       agent.start();
       stoppers.unshift(() => agent.stop());
     }
@@ -140,7 +152,17 @@ async function agent(values: ReturnType<typeof parse>['values']): Promise<void> 
   if (accel !== undefined && !['auto', 'kvm', 'tcg'].includes(accel)) throw new Error('--accel must be auto, kvm or tcg');
   const stoppers: (() => Promise<void>)[] = [];
   onSignals(stoppers, log);
-  const a = await startAgent({ host: values['host-name'], dataDir: cfg.dataDir, natsUrl: cfg.natsUrl, log, accel, version: VERSION });
+  let network: { tunnelIp: string; physicalBridges: Record<string, string> } | undefined;
+  if (values['tunnel-ip']) {
+    const physicalBridges: Record<string, string> = {};
+    for (const pb of values['physical-bridge'] ?? []) {
+      const [p, b] = pb.split(':');
+      if (!p || !b) throw new Error(`--physical-bridge wants <physical network>:<bridge>, not ${pb}`);
+      physicalBridges[p] = b;
+    }
+    network = { tunnelIp: values['tunnel-ip'], physicalBridges };
+  }
+  const a = await startAgent({ host: values['host-name'], dataDir: cfg.dataDir, natsUrl: cfg.natsUrl, log, accel, version: VERSION, network });
   stoppers.push(() => a.stop());
 }
 

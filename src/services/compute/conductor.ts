@@ -487,6 +487,40 @@ export class Conductor {
     await this.deps.networks?.deallocate(uuid, this.log).catch((err: unknown) => this.log.error({ err, instance: uuid }, 'releasing the instance\'s ports failed'));
   }
 
+  /**
+   * Re-read the ports of instances on tenant networks into their network info cache (what
+   * Nova does on Neutron's network-changed events): after floating IPs or ports changed.
+   * Debounced; `uuids` narrows it, none means every such instance.
+   */
+  refreshNetworkInfo(uuids?: string[]): void {
+    const api = this.deps.networks;
+    if (!api) return;
+    if (uuids) for (const u of uuids) this.refreshQueue.add(u); else this.refreshAll = true;
+    if (this.refreshTimer) return;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = undefined;
+      const all = this.refreshAll;
+      const some = [...this.refreshQueue];
+      this.refreshAll = false;
+      this.refreshQueue.clear();
+      void (async () => {
+        let q = this.deps.db.selectFrom('instances').select(['uuid', 'network_info']).where('deleted', '=', 0).where('networks', 'like', '[%');
+        if (!all) {
+          if (some.length === 0) return;
+          q = q.where('uuid', 'in', some);
+        }
+        for (const r of await q.execute()) {
+          const vifs = JSON.stringify(await api.vifs(r.uuid));
+          if (vifs !== r.network_info) await this.deps.db.updateTable('instances').set({ network_info: vifs }).where('uuid', '=', r.uuid).execute();
+        }
+      })().catch((err: unknown) => this.log.warn({ err }, 'refreshing network info failed'));
+    }, 20);
+    this.refreshTimer.unref();
+  }
+  private refreshTimer?: NodeJS.Timeout;
+  private refreshAll = false;
+  private readonly refreshQueue = new Set<string>();
+
   // ---- queries the API forwards to agents ----
 
   async consoleOutput(inst: Instance, lines: number | undefined, requestId: string): Promise<string> {
