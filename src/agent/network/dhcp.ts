@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import type { DhcpState, NetworkState, SubnetState } from '../../bus/network.ts';
 import { daemonStatus, signal, startDaemon, stopDaemon, type DaemonSpec } from './daemon.ts';
-import { checkIp, cidrText, InvalidInput, ipToBigInt, netmask, parseCidr, type Cidr } from './names.ts';
+import { checkId, checkIp, cidrText, InvalidInput, ipToBigInt, netmask, parseCidr, type Cidr } from './names.ts';
 import { writeIfChanged } from './util.ts';
 
 export const METADATA_IP = '169.254.169.254';
@@ -54,7 +54,15 @@ export function renderDnsmasq(d: DhcpState, net: NetworkState, iface: string, di
   if (!DOMAIN.test(domain)) throw new InvalidInput(`network ${net.id}: invalid DNS domain ${JSON.stringify(d.domain)}`);
   const files = { hosts: join(dir, 'host'), opts: join(dir, 'opts'), addnHosts: join(dir, 'addn_hosts') };
   const pidFile = join(dir, 'pid');
-  const subnets = net.subnets.filter((s) => s.enableDhcp).map((s) => ({ s, c: parseCidr(`subnet ${s.id}`, s.cidr) }));
+  const subnets = net.subnets.filter((s) => s.enableDhcp).flatMap((s) => {
+    try {
+      checkId('subnet', s.id);
+      if (s.gatewayIp !== null) checkIp(`subnet ${s.id} gateway`, s.gatewayIp);
+      return [{ s, c: parseCidr(`subnet ${s.id}`, s.cidr) }];
+    } catch (e) { warnings.push(`${(e as Error).message}; subnet not served`); return []; }
+  });
+  const mtu = Number.isInteger(d.mtu) && d.mtu >= 68 && d.mtu <= 65535 ? d.mtu : net.mtu;
+  const lease = Number.isFinite(d.leaseSeconds) ? d.leaseSeconds : 86400;
   const argv = [
     'dnsmasq', '--no-hosts', '--no-resolv', '--conf-file=/dev/null',
     `--pid-file=${pidFile}`, `--dhcp-hostsfile=${files.hosts}`, `--addn-hosts=${files.addnHosts}`, `--dhcp-optsfile=${files.opts}`,
@@ -69,7 +77,7 @@ export function renderDnsmasq(d: DhcpState, net: NetworkState, iface: string, di
     const portIp = d.port.fixedIps.find((f) => f.subnetId === s.id)?.ip ?? d.port.fixedIps.map((f) => f.ip).find((ip) => inSubnet(ip, c));
     if (!portIp) { warnings.push(`subnet ${s.id}: the DHCP port has no address in it; not served`); continue; }
     if (c.version === 4) {
-      argv.push(`--dhcp-range=set:${tag(s)},${c.network},static,${netmask(c.prefixLen)},${leaseTime(d.leaseSeconds)}`);
+      argv.push(`--dhcp-range=set:${tag(s)},${c.network},static,${netmask(c.prefixLen)},${leaseTime(lease)}`);
       leaseMax += 2 ** Math.min(32 - c.prefixLen, 24);
       const dns = s.dnsNameservers.filter((x) => { try { return checkIp('dns', x).version === 4; } catch { warnings.push(`subnet ${s.id}: bad DNS server ${x}`); return false; } });
       opts.push(`tag:${tag(s)},option:dns-server,${(dns.length ? dns : [portIp]).join(',')}`);
@@ -84,12 +92,12 @@ export function renderDnsmasq(d: DhcpState, net: NetworkState, iface: string, di
       opts.push(`tag:${tag(s)},option:classless-static-route,${routes.join(',')}`);
       opts.push(`tag:${tag(s)},249,${routes.join(',')}`);
       opts.push(s.gatewayIp ? `tag:${tag(s)},option:router,${s.gatewayIp}` : `tag:${tag(s)},option:router`);
-      opts.push(`tag:${tag(s)},option:mtu,${d.mtu}`);
+      opts.push(`tag:${tag(s)},option:mtu,${mtu}`);
     } else {
       const mode = v6Mode(s);
       if (s.ipv6RaMode) ra = true;
       if (!mode) continue;
-      argv.push(`--dhcp-range=set:${tag(s)},${c.network},${mode},${c.prefixLen},${leaseTime(d.leaseSeconds)}`);
+      argv.push(`--dhcp-range=set:${tag(s)},${c.network},${mode},${c.prefixLen},${leaseTime(lease)}`);
       leaseMax += 2 ** 16;
       const dns = s.dnsNameservers.filter((x) => { try { return checkIp('dns', x).version === 6; } catch { return false; } });
       opts.push(`tag:${tag(s)},option6:dns-server,${(dns.length ? dns : [portIp]).map((x) => `[${x}]`).join(',')}`);
@@ -97,7 +105,7 @@ export function renderDnsmasq(d: DhcpState, net: NetworkState, iface: string, di
     }
   }
   // The DHCP namespace is no router: advertise the prefix (and MTU), with router lifetime 0.
-  if (ra) argv.push('--enable-ra', `--ra-param=${iface},mtu:${d.mtu},30,0`);
+  if (ra) argv.push('--enable-ra', `--ra-param=${iface},mtu:${mtu},30,0`);
   argv.push(`--dhcp-lease-max=${Math.max(16, Math.min(leaseMax, 2 ** 24))}`);
 
   const hosts: string[] = [];

@@ -72,7 +72,9 @@ test('renders anti-spoofing, marks, zones, per-port chains; bad rules become war
   assert.match(text, /iifname vmap \{ "tapaaaaaaaaaaa" : jump anti-spoof-tapaaaaaaaaaaa, "tapbbbbbbbbbbb" : jump anti-spoof-tapbbbbbbbbbbb \}/);
   assert.match(text, /chain mark-tapbbbbbbbbbbb \{\n {4}meta mark set meta mark \| 0xffff0000\n/);
   assert.match(text, /ct zone set iifname map \{ "brqaaaaaaaaaaa" : 1 \}/);
-  assert.match(text, /iifname != \{ "br-ex", "brqaaaaaaaaaaa" \} return/);
+  assert.match(text, /iifname != \{ "br-ex", "brqaaaaaaaaaaa" \} accept/);
+  assert.match(text, /chain sg-in-sg-web \{\n {4}meta nfproto ipv4 meta l4proto 6 th dport 22 accept\n/);
+  assert.match(text, /chain ingress-tapaaaaaaaaaaa \{[\s\S]*?jump sg-in-sg-web\n {4}counter drop\n/);
   assert.match(text, /ether type ip ether saddr fa:16:3e:00:00:99 ip saddr \{ 10\.0\.9\.0\/24 \} return/);
   assert.match(text, /ether type ip6 ether saddr fa:16:3e:00:00:01 ip6 saddr \{ fd00::5, fe80::f816:3eff:fe00:1 \} return/);
   assert.match(text, /ether type arp ether saddr fa:16:3e:00:00:01 arp saddr ether fa:16:3e:00:00:01 arp saddr ip \{ 10\.0\.0\.5 \} return/);
@@ -130,7 +132,19 @@ test('delta: only changed chains and sets; applied on top of the old ruleset it 
   assert.match(delta, /^delete chain inet gureum ingress-tapbbbbbbbbbbb$/m);
   assert.doesNotMatch(delta, /(chain|rule) bridge gureum anti-spoof-tapaaaaaaaaaaa/, 'an unchanged port chain is not touched');
 
-  const list = async () => (await runIn(host, 'nft', ['list', 'ruleset'])).stdout.replace(/counter packets \d+ bytes \d+/g, 'counter');
+  // the ruleset as sorted blocks (a delta appends new chains at the end; order does not matter)
+  const list = async () => {
+    const text = (await runIn(host, 'nft', ['list', 'ruleset'])).stdout.replace(/counter packets \d+ bytes \d+/g, 'counter');
+    const blocks: string[] = [];
+    let table = '', cur: string[] = [];
+    for (const line of text.split('\n')) {
+      if (line.startsWith('table ')) table = line;
+      else if (/^\t(chain|set) /.test(line)) cur = [table, line];
+      else if (line === '\t}') { blocks.push(cur.join('\n')); cur = []; }
+      else if (cur.length) cur.push(line);
+    }
+    return blocks.sort().join('\n');
+  };
   await runIn(host, 'nft', ['-f', '-'], { input: before.text });
   await runIn(host, 'nft', ['-f', '-'], { input: delta });
   const viaDelta = await list();

@@ -12,14 +12,19 @@
  *   inet prerouting    raw   ct zone = zone of the network's bridge (tenant networks may overlap);
  *                            physical bridges keep zone 0: the host itself may have an address
  *                            there, and its own connections are tracked in zone 0
- *   inet forward       0     mark & 0xffff  → egress-<tap> of the sender (return = allowed)
- *                            mark & 0xffff0000 → ingress-<tap> of the receiver (accept)
+ *   inet forward       0     mark & 0xffff  → egress-<tap> of the sender
+ *   inet forward       10    mark & 0xffff0000 → ingress-<tap> of the receiver
+ *
+ * A port chain holds what every port gets (DHCP, neighbour discovery, conntrack state),
+ * then jumps to one chain per security group and direction (sg-in-<id>, sg-eg-<id>) whose
+ * matches accept; what no group accepts is dropped. An accept ends only its own base
+ * chain, so a packet the sender's egress allowed still meets the receiver's ingress.
  *
  * Ports without port security get no chain at all (no mark, no filtering).
  */
 import type { SecurityGroupRuleState, SecurityGroupState } from '../../bus/network.ts';
 import { runIn } from './exec.ts';
-import { cidrText, ipToBigInt, linkLocalFromMac, parseCidr, type Cidr } from './names.ts';
+import { checkId, cidrText, ipToBigInt, linkLocalFromMac, parseCidr, type Cidr } from './names.ts';
 
 export interface FirewallPort {
   /** The port's device (tap) on the bridge. */
@@ -170,18 +175,38 @@ export function ruleMatch(rule: SecurityGroupRuleState, knownGroups: ReadonlySet
   return parts.join(' ');
 }
 
+/** Chains holding one group's rules (shared by all its ports: a rule change touches only these). */
+export function groupChainName(groupId: string, direction: 'ingress' | 'egress'): string {
+  return `sg-${direction === 'ingress' ? 'in' : 'eg'}-${groupId}`;
+}
+
+/** A group's rules as two chains; a match accepts (for this hook's chain). */
+function groupChains(g: SecurityGroupState, known: ReadonlySet<string>, warnings: string[]): { egress: string[]; ingress: string[] } {
+  const egress: string[] = [], ingress: string[] = [];
+  const seen = new Set<string>();
+  for (const rule of g.rules) {
+    let m: string;
+    try { m = ruleMatch(rule, known); } catch (e) {
+      warnings.push(`security group ${g.id} rule ${rule.id}: ${(e as Error).message}; rule skipped`);
+      continue;
+    }
+    const key = `${rule.direction} ${m}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    (rule.direction === 'egress' ? egress : ingress).push(`${m} accept`);
+  }
+  return { egress, ingress };
+}
+
 function portChains(p: FirewallPort, groups: Map<string, SecurityGroupState>, warnings: string[]): { egress: string[]; ingress: string[] } {
-  const own = p.securityGroupIds.map((id) => groups.get(id)).filter((g): g is SecurityGroupState => {
-    return g !== undefined;
-  });
+  const own = p.securityGroupIds.filter((id, i, a) => a.indexOf(id) === i).map((id) => groups.get(id)).filter((g): g is SecurityGroupState => g !== undefined);
   for (const id of p.securityGroupIds) if (!groups.has(id)) warnings.push(`port ${p.device}: security group ${id} is not in the state`);
   const stateful = own.length === 0 || own.some((g) => g.stateful);
-  const known = new Set(groups.keys());
   const egress = [
     // DHCP and neighbour discovery work whatever the rules say (as in Neutron).
-    'meta nfproto ipv4 udp sport 68 udp dport 67 return',
-    'meta nfproto ipv6 udp sport 546 udp dport 547 return',
-    'icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld-listener-done, mld2-listener-report } return',
+    'meta nfproto ipv4 udp sport 68 udp dport 67 accept',
+    'meta nfproto ipv6 udp sport 546 udp dport 547 accept',
+    'icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld-listener-done, mld2-listener-report } accept',
   ];
   const ingress = [
     'meta nfproto ipv4 udp sport 67 udp dport 68 accept',
@@ -189,23 +214,12 @@ function portChains(p: FirewallPort, groups: Map<string, SecurityGroupState>, wa
     'icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query, nd-redirect } accept',
   ];
   if (stateful) {
-    egress.push('ct state established,related return', 'ct state invalid counter drop');
+    egress.push('ct state established,related accept', 'ct state invalid counter drop');
     ingress.push('ct state established,related accept', 'ct state invalid counter drop');
   }
-  const seen = new Set<string>();
   for (const g of own) {
-    for (const rule of g.rules) {
-      let m: string;
-      try { m = ruleMatch(rule, known); } catch (e) {
-        warnings.push(`security group ${g.id} rule ${rule.id}: ${(e as Error).message}; rule skipped`);
-        continue;
-      }
-      const key = `${rule.direction} ${m}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      if (rule.direction === 'egress') egress.push(`${m} return`);
-      else ingress.push(`${m} accept`);
-    }
+    egress.push(`jump ${groupChainName(g.id, 'egress')}`);
+    ingress.push(`jump ${groupChainName(g.id, 'ingress')}`);
   }
   egress.push('counter drop');
   ingress.push('counter drop');
@@ -229,7 +243,10 @@ export interface FirewallRules {
 /** The whole `gureum` bridge and inet tables (pure). */
 export function renderFirewall(input: FirewallInput): FirewallRules {
   const warnings: string[] = [];
-  const groups = new Map(input.securityGroups.map((g) => [g.id, g]));
+  const groups = new Map<string, SecurityGroupState>();
+  for (const g of input.securityGroups) {
+    try { groups.set(checkId('security group', g.id), g); } catch (e) { warnings.push(`${(e as Error).message}; group ignored`); }
+  }
   const ports = [...input.ports].sort((a, b) => a.index - b.index);
   const bridgeT: NftTable = { family: 'bridge', sets: new Map(), chains: new Map() };
   const inetT: NftTable = { family: 'inet', sets: new Map(), chains: new Map() };
@@ -279,17 +296,28 @@ export function renderFirewall(input: FirewallInput): FirewallRules {
     head: 'type filter hook prerouting priority raw; policy accept;',
     rules: zoned.length ? [`ct zone set iifname map { ${zoned.map((b) => `${q(b.name)} : ${b.zone}`).join(', ')} }`] : [],
   });
-  const fwd: string[] = [];
-  if (bridges.length && okPorts.length) {
-    fwd.push(`iifname != { ${bridges.map((b) => q(b.name)).join(', ')} } return`);
-    fwd.push(`meta mark & 0x0000ffff vmap { ${okPorts.map(({ p }) => `${hex(p.index)} : jump egress-${p.device}`).join(', ')} }`);
-    fwd.push(`meta mark & 0xffff0000 vmap { ${okPorts.map(({ p }) => `${hex(p.index << 16 >>> 0)} : jump ingress-${p.device}`).join(', ')} }`);
-  }
-  inetT.chains.set('forward', { head: 'type filter hook forward priority filter; policy accept;', rules: fwd });
+  // Two base chains: the sender's egress, then (an accept there ends only that chain) the receiver's ingress.
+  const guard = bridges.length && okPorts.length ? [`iifname != { ${bridges.map((b) => q(b.name)).join(', ')} } accept`] : [];
+  inetT.chains.set('forward-egress', {
+    head: 'type filter hook forward priority filter; policy accept;',
+    rules: guard.length ? [...guard, `meta mark & 0x0000ffff vmap { ${okPorts.map(({ p }) => `${hex(p.index)} : jump egress-${p.device}`).join(', ')} }`] : [],
+  });
+  inetT.chains.set('forward-ingress', {
+    head: 'type filter hook forward priority 10; policy accept;',
+    rules: guard.length ? [...guard, `meta mark & 0xffff0000 vmap { ${okPorts.map(({ p }) => `${hex(p.index << 16 >>> 0)} : jump ingress-${p.device}`).join(', ')} }`] : [],
+  });
+  const used = new Set<string>();
   for (const { p } of okPorts) {
     const { egress, ingress } = portChains(p, groups, warnings);
     inetT.chains.set(`egress-${p.device}`, { head: null, rules: egress });
     inetT.chains.set(`ingress-${p.device}`, { head: null, rules: ingress });
+    for (const id of p.securityGroupIds) if (groups.has(id)) used.add(id);
+  }
+  const known = new Set(groups.keys());
+  for (const id of [...used].sort()) {
+    const { egress, ingress } = groupChains(groups.get(id)!, known, warnings);
+    inetT.chains.set(groupChainName(id, 'egress'), { head: null, rules: egress });
+    inetT.chains.set(groupChainName(id, 'ingress'), { head: null, rules: ingress });
   }
   const tables = [bridgeT, inetT];
   return { text: serializeFull(tables), tables, warnings };

@@ -8,6 +8,7 @@ import type { DhcpState, NetworkState, RouterState } from '../../bus/network.ts'
 import { bridgeLines, attachLines } from './bridge.ts';
 import { renderDnsmasq } from './dhcp.ts';
 import type { Link } from './ip.ts';
+import { renderFirewall } from './firewall.ts';
 import { renderHaproxy } from './metadata-proxy.ts';
 import { agentNames, checkMac, formatIp, ipToBigInt, linkLocalFromMac, netmask, parseCidr } from './names.ts';
 import { planNamespace, type NsSpec } from './netns.ts';
@@ -205,4 +206,17 @@ test('allocate keeps numbers, frees unlisted ones, fills the lowest gaps', () =>
   assert.deepEqual(allocate({}, ['x', 'y']), { x: 1, y: 2 });
   assert.deepEqual(allocate({ a: 5, b: 5 }, ['a', 'b']), { a: 5, b: 1 });
   assert.throws(() => allocate({}, ['a', 'b', 'c'], 2));
+});
+
+test('nothing unvalidated reaches a file or ruleset: injected ids and addresses are refused', () => {
+  const bad: NetworkState = { ...net, subnets: [{ ...net.subnets[0]!, gatewayIp: '10.0.0.1\ndhcp-script=/tmp/x' }, { ...net.subnets[1]!, id: 'x,tag:y' }] };
+  const f = renderDnsmasq(dhcp, bad, 'ns-dp', '/x');
+  assert.doesNotMatch(f.opts + f.argv.join(' '), /dhcp-script|tag:y/);
+  assert.equal(f.warnings.filter((w) => /not served/.test(w)).length, 2);
+  const fw = renderFirewall({
+    bridges: [], ports: [{ device: 'tapx', index: 1, mac: 'fa:16:3e:00:00:01', ips: ['10.0.0.1'], allowedAddressPairs: [], securityGroupIds: ['g; flush ruleset'] }],
+    securityGroups: [{ id: 'g; flush ruleset', stateful: true, memberIps: [], rules: [] }],
+  });
+  assert.doesNotMatch(fw.text, /flush ruleset/);
+  assert.ok(fw.warnings.some((w) => /invalid id/.test(w)));
 });
