@@ -4,6 +4,8 @@ import type { Target } from '../../api/policy.ts';
 import { err } from './errors.ts';
 import { isAdmin } from './policy.ts';
 import * as store from './store.ts';
+import type { Database } from '../../db/index.ts';
+import type { Transaction } from 'kysely';
 import type { NetworkDeps, NetworkRecord } from './types.ts';
 
 /** Helpers every network service module shares: ids, scopes, quotas, revisions, names. */
@@ -100,4 +102,23 @@ export function checkTags(tags: unknown): string[] {
 /** Tell the controller something agents care about changed (never lets a listener fail the request). */
 export function notify(deps: NetworkDeps, what: string): void {
   try { deps.changed?.(what); } catch (e) { deps.log.warn({ err: e }, 'network change listener failed'); }
+}
+
+/** PostgreSQL's "try again" errors: a deadlock victim or a serialization failure. */
+const RETRYABLE = new Set(['40P01', '40001']);
+
+/**
+ * Run `fn` in one transaction, retrying it from scratch when PostgreSQL picks it as a
+ * deadlock victim (as Neutron's retry decorators do); nothing of a failed attempt stays.
+ */
+export async function inTransaction<T>(deps: NetworkDeps, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await deps.db.transaction().execute(fn);
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      if (attempt >= 5 || typeof code !== 'string' || !RETRYABLE.has(code)) throw e;
+      deps.log.debug({ code, attempt }, 'network transaction retried');
+    }
+  }
 }

@@ -1,5 +1,5 @@
 import type { AuthContext } from '../../api/context.ts';
-import { checkDnsDomain, checkQuota, checkRevision, newUuid, notify, ownerOf, scopeOf } from './common.ts';
+import { checkDnsDomain, checkQuota, checkRevision, inTransaction, newUuid, notify, ownerOf, scopeOf } from './common.ts';
 import { err, NeutronError } from './errors.ts';
 import { allowed, authorize } from './policy.ts';
 import { ensureDefaultGroup } from './security-groups.ts';
@@ -137,7 +137,7 @@ export async function createNetworks(deps: NetworkDeps, auth: AuthContext, input
     if (input.is_default && !input.router_external) throw err.invalidInput('is_default can only be set on an external network');
     return { input, project, seg, mtu, dnsDomain: checkDnsDomain(input.dns_domain ?? '') };
   });
-  const ids = await deps.db.transaction().execute(async (trx) => {
+  const ids = await inTransaction(deps, async (trx) => {
     const out: string[] = [];
     for (const p of plans) {
       await checkQuota(deps, trx, p.project, 'network');
@@ -178,7 +178,7 @@ export async function updateNetwork(deps: NetworkDeps, auth: AuthContext, id: st
   const target = { project_id: current.project_id };
   authorize(auth, 'update_network', target);
   for (const k of adminKeysOf(input)) authorize(auth, `update_network:${k}`, target);
-  await deps.db.transaction().execute(async (trx) => {
+  await inTransaction(deps, async (trx) => {
     const rev = await store.lockRevision(trx, 'networks', id);
     if (rev === undefined) throw err.networkNotFound(id);
     checkRevision(rev, expected);
@@ -241,7 +241,7 @@ export async function updateNetwork(deps: NetworkDeps, auth: AuthContext, id: st
 export async function deleteNetwork(deps: NetworkDeps, auth: AuthContext, id: string, expected: number | undefined): Promise<void> {
   const n = await visibleNetwork(deps.db, auth, id);
   authorize(auth, 'delete_network', { project_id: n.project_id });
-  await deps.db.transaction().execute(async (trx) => {
+  await inTransaction(deps, async (trx) => {
     const rev = await store.lockRevision(trx, 'networks', id);
     if (rev === undefined) throw err.networkNotFound(id);
     checkRevision(rev, expected);

@@ -1,6 +1,6 @@
 import type { AuthContext } from '../../api/context.ts';
 import { deviceNames } from '../../bus/network.ts';
-import { checkDnsName, checkQuota, checkRevision, networkTarget, newUuid, notify, ownerOf, randomMac, scopeOf } from './common.ts';
+import { checkDnsName, checkQuota, checkRevision, inTransaction, networkTarget, newUuid, notify, ownerOf, randomMac, scopeOf } from './common.ts';
 import { err, NeutronError } from './errors.ts';
 import { allocate, claimExact, claimLowest, resolveFixedIps, type FixedIpRequest } from './ipam.ts';
 import { canonicalMac, eui64, formatIp, parseCidr } from './netaddr.ts';
@@ -189,7 +189,7 @@ export async function createPorts(deps: NetworkDeps, auth: AuthContext, inputs: 
     }
     plans.push({ input, net, project });
   }
-  const ids = await deps.db.transaction().execute(async (trx) => {
+  const ids = await inTransaction(deps, async (trx) => {
     const out: string[] = [];
     for (const p of plans) out.push(await createPortIn(deps, trx, auth, p.input, p.net, p.project));
     return out;
@@ -248,7 +248,7 @@ export async function updatePort(deps: NetworkDeps, auth: AuthContext, id: strin
   if (input.vnic_type !== undefined && !VNIC_TYPES.includes(input.vnic_type)) {
     throw err.badAttr('binding:vnic_type', `'${input.vnic_type}' is not in [${VNIC_TYPES.map((x) => `'${x}'`).join(', ')}]`);
   }
-  await deps.db.transaction().execute(async (trx) => {
+  await inTransaction(deps, async (trx) => {
     const rev = await store.lockRevision(trx, 'ports', id);
     if (rev === undefined) throw err.portNotFound(id);
     checkRevision(rev, expected);
@@ -339,7 +339,7 @@ const L3_OWNERS = [DEVICE_OWNER_ROUTER_INTF, DEVICE_OWNER_ROUTER_GW, DEVICE_OWNE
 export async function deletePort(deps: NetworkDeps, auth: AuthContext, id: string, expected: number | undefined): Promise<void> {
   const { port, network } = await visiblePort(deps.db, auth, id);
   authorize(auth, 'delete_port', networkTarget(network, { project_id: port.project_id }));
-  await deps.db.transaction().execute(async (trx) => {
+  await inTransaction(deps, async (trx) => {
     const rev = await store.lockRevision(trx, 'ports', id);
     if (rev === undefined) throw err.portNotFound(id);
     checkRevision(rev, expected);

@@ -1,5 +1,5 @@
 import type { AuthContext } from '../../api/context.ts';
-import { QUOTA_RESOURCES, quotaLimits, quotaUsage, type QuotaResource } from './common.ts';
+import { inTransaction, QUOTA_RESOURCES, quotaLimits, quotaUsage, type QuotaResource } from './common.ts';
 import { err, NeutronError } from './errors.ts';
 import { authorize } from './policy.ts';
 import * as store from './store.ts';
@@ -63,7 +63,7 @@ export async function updateQuota(deps: NetworkDeps, auth: AuthContext, projectI
     if (!(QUOTA_RESOURCES as string[]).includes(k)) throw err.badRequest(`Unrecognized attribute(s) '${k}'`);
     values.push([k as QuotaResource, limitValue(k, v)]);
   }
-  await deps.db.transaction().execute(async (trx) => {
+  await inTransaction(deps, async (trx) => {
     for (const [r, limit] of values) {
       if (checkLimit && limit >= 0) {
         const used = await quotaUsage(trx, projectId, r);

@@ -1,6 +1,6 @@
 import type { AuthContext } from '../../api/context.ts';
 import { err, NeutronError } from './errors.ts';
-import { checkQuota, checkRevision, newUuid, notify, ownerOf, scopeOf } from './common.ts';
+import { checkQuota, checkRevision, inTransaction, newUuid, notify, ownerOf, scopeOf } from './common.ts';
 import { cidrText, formatIp, parseCidr } from './netaddr.ts';
 import { allowed, authorize } from './policy.ts';
 import * as store from './store.ts';
@@ -52,8 +52,9 @@ interface RuleInput {
   port_range_max: number | null; remote_ip_prefix: string | null; remote_group_id: string | null; description: string;
 }
 
-async function insertRules(db: store.Q, group: { id: string; project_id: string }, rules: RuleInput[], at: string): Promise<void> {
+async function insertRules(db: store.Q, group: { id: string; project_id: string }, rules: RuleInput[]): Promise<void> {
   for (const r of rules) {
+    const at = store.now();
     await store.insertRule(db, {
       id: newUuid(), project_id: group.project_id, security_group_id: group.id, remote_group_id: r.remote_group_id, direction: r.direction,
       ethertype: r.ethertype, protocol: r.protocol, port_range_min: r.port_range_min, port_range_max: r.port_range_max,
@@ -83,7 +84,7 @@ export async function ensureDefaultGroup(db: store.Q, projectId: string): Promis
   }
   await insertRules(db, { id, project_id: projectId }, [
     anyRule('ingress', 'IPv4', id), anyRule('egress', 'IPv4'), anyRule('ingress', 'IPv6', id), anyRule('egress', 'IPv6'),
-  ], at);
+  ]);
   return id;
 }
 
@@ -106,7 +107,7 @@ export async function createGroups(deps: NetworkDeps, auth: AuthContext, inputs:
     authorize(auth, 'create_security_group', { project_id: t.project });
     if (t.input.name !== undefined) checkName(t.input.name);
   }
-  const ids = await deps.db.transaction().execute(async (trx) => {
+  const ids = await inTransaction(deps, async (trx) => {
     const out: string[] = [];
     for (const { input, project } of targets) {
       await ensureDefaultGroup(trx, project);
@@ -118,7 +119,7 @@ export async function createGroups(deps: NetworkDeps, auth: AuthContext, inputs:
         id, project_id: project, name: input.name ?? '', stateful: input.stateful === false ? 0 : 1, description: input.description ?? '',
         created_at: at, updated_at: at, revision_number: 1,
       });
-      await insertRules(trx, { id, project_id: project }, [anyRule('egress', 'IPv4'), anyRule('egress', 'IPv6')], at);
+      await insertRules(trx, { id, project_id: project }, [anyRule('egress', 'IPv4'), anyRule('egress', 'IPv6')]);
       if (input.tags?.length) await store.setTags(trx, 'security-groups', id, input.tags);
       out.push(id);
     }
@@ -131,7 +132,7 @@ export async function createGroups(deps: NetworkDeps, auth: AuthContext, inputs:
 /** Every group the caller may see; the caller's (or the filtered project's) default group comes first into being. */
 export async function listGroups(deps: NetworkDeps, auth: AuthContext, projectFilter: string | undefined): Promise<SecurityGroupView[]> {
   const project = (scopeOf(auth) === undefined ? projectFilter : undefined) ?? auth.projectId;
-  if (project) await deps.db.transaction().execute((trx) => ensureDefaultGroup(trx, project));
+  if (project) await inTransaction(deps, (trx) => ensureDefaultGroup(trx, project));
   const scope = scopeOf(auth);
   const groups = await store.loadSecurityGroups(deps.db, scope === undefined ? {} : { projectId: scope });
   return groups.filter((g) => allowed(auth, 'get_security_group', { project_id: g.project_id })).map(groupView);
@@ -144,7 +145,7 @@ export async function showGroup(deps: NetworkDeps, auth: AuthContext, id: string
 export async function updateGroup(deps: NetworkDeps, auth: AuthContext, id: string, input: GroupInput, expected: number | undefined): Promise<SecurityGroupView> {
   const g = await visibleGroup(deps.db, auth, id);
   authorize(auth, 'update_security_group', { project_id: g.project_id });
-  await deps.db.transaction().execute(async (trx) => {
+  await inTransaction(deps, async (trx) => {
     const rev = await store.lockRevision(trx, 'security_groups', id);
     if (rev === undefined) throw err.securityGroupNotFound(id);
     checkRevision(rev, expected);
@@ -174,7 +175,7 @@ export async function updateGroup(deps: NetworkDeps, auth: AuthContext, id: stri
 export async function deleteGroup(deps: NetworkDeps, auth: AuthContext, id: string, expected: number | undefined): Promise<void> {
   const g = await visibleGroup(deps.db, auth, id);
   authorize(auth, 'delete_security_group', { project_id: g.project_id });
-  await deps.db.transaction().execute(async (trx) => {
+  await inTransaction(deps, async (trx) => {
     const rev = await store.lockRevision(trx, 'security_groups', id);
     if (rev === undefined) throw err.securityGroupNotFound(id);
     checkRevision(rev, expected);
@@ -300,7 +301,7 @@ async function visibleRule(db: store.Q, auth: AuthContext, id: string): Promise<
 export async function createRules(deps: NetworkDeps, auth: AuthContext, requests: RuleRequest[]): Promise<SecurityGroupRuleView[]> {
   const groupIds = new Set(requests.map((r) => r.security_group_id));
   if (groupIds.size > 1) throw err.invalidInput('Only allowed to update rules for one security profile at a time');
-  const ids = await deps.db.transaction().execute(async (trx) => {
+  const ids = await inTransaction(deps, async (trx) => {
     const out: string[] = [];
     const seen = new Set<string>();
     for (const req of requests) {
@@ -343,7 +344,7 @@ export async function createRules(deps: NetworkDeps, auth: AuthContext, requests
 
 export async function listRules(deps: NetworkDeps, auth: AuthContext, projectFilter: string | undefined): Promise<SecurityGroupRuleView[]> {
   const project = (scopeOf(auth) === undefined ? projectFilter : undefined) ?? auth.projectId;
-  if (project) await deps.db.transaction().execute((trx) => ensureDefaultGroup(trx, project));
+  if (project) await inTransaction(deps, (trx) => ensureDefaultGroup(trx, project));
   const scope = scopeOf(auth);
   const rules = await store.loadRules(deps.db, scope === undefined ? {} : { visibleTo: scope });
   return rules.map(ruleView);
@@ -357,7 +358,7 @@ export async function showRule(deps: NetworkDeps, auth: AuthContext, id: string)
 export async function updateRule(deps: NetworkDeps, auth: AuthContext, id: string, description: string | undefined, expected: number | undefined): Promise<SecurityGroupRuleView> {
   const { rule, groupProject } = await visibleRule(deps.db, auth, id);
   authorize(auth, 'create_security_group_rule', { project_id: rule.project_id, security_group_project_id: groupProject });
-  await deps.db.transaction().execute(async (trx) => {
+  await inTransaction(deps, async (trx) => {
     const rev = await store.lockRevision(trx, 'security_group_rules', id);
     if (rev === undefined) throw err.securityGroupRuleNotFound(id);
     checkRevision(rev, expected);
@@ -372,7 +373,7 @@ export async function updateRule(deps: NetworkDeps, auth: AuthContext, id: strin
 export async function deleteRule(deps: NetworkDeps, auth: AuthContext, id: string, expected: number | undefined): Promise<void> {
   const { rule, groupProject } = await visibleRule(deps.db, auth, id);
   authorize(auth, 'delete_security_group_rule', { project_id: rule.project_id, security_group_project_id: groupProject });
-  await deps.db.transaction().execute(async (trx) => {
+  await inTransaction(deps, async (trx) => {
     const rev = await store.lockRevision(trx, 'security_group_rules', id);
     if (rev === undefined) throw err.securityGroupRuleNotFound(id);
     checkRevision(rev, expected);

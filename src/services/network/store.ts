@@ -20,8 +20,22 @@ export type Q = Db | Transaction<Database>;
 
 const b = (v: number): boolean => Number(v) === 1;
 export const n = (v: boolean): number => (v ? 1 : 0);
-/** Neutron's timestamp format: seconds, UTC, 'Z'. */
-export const now = (): string => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+let last = '';
+/**
+ * The time stored in created_at/updated_at: ISO-8601 UTC with microseconds, strictly
+ * increasing within the process, so rows made in one request keep their creation order
+ * (Neutron's default listing order of subnets, rules, ... follows it).
+ */
+export function now(): string {
+  const base = new Date().toISOString().replace(/Z$/, '000Z');
+  if (base > last) { last = base; return base; }
+  // Same microsecond (or the clock stepped back): one microsecond after the last one handed out.
+  const micros = Date.parse(last.slice(0, 23) + 'Z') * 1000 + Number(last.slice(23, 26)) + 1;
+  last = `${new Date(Math.floor(micros / 1000)).toISOString().slice(0, 23)}${String(micros % 1000).padStart(3, '0')}Z`;
+  return last;
+}
+/** Neutron shows times to the second: '2026-01-02T03:04:05Z'. */
+export const shownTime = (t: string): string => `${t.slice(0, 19)}Z`;
 
 const parseJson = <T extends Json>(s: string, fallback: T): T => {
   try { return JSON.parse(s) as T; } catch { return fallback; }
@@ -143,7 +157,7 @@ export async function loadNetworks(db: Q, scope: NetworkScope = {}): Promise<Net
       id: r.id, project_id: r.project_id, name: r.name, status: r.status, admin_state_up: b(r.admin_state_up), shared: b(r.shared),
       router_external: b(r.router_external), is_default: b(r.is_default), mtu: Number(r.mtu), port_security_enabled: b(r.port_security_enabled),
       availability_zone_hints: parseJson<string[]>(r.availability_zone_hints, []), dns_domain: r.dns_domain, description: r.description,
-      created_at: r.created_at, updated_at: r.updated_at, revision_number: Number(r.revision_number),
+      created_at: shownTime(r.created_at), updated_at: shownTime(r.updated_at), revision_number: Number(r.revision_number),
       network_type: seg?.network_type ?? 'local', physical_network: seg?.physical_network || null,
       segmentation_id: seg && seg.network_type !== 'flat' ? Number(seg.segmentation_id) : null,
       subnets: subnets.get(r.id) ?? [], tags: tags.get(r.id) ?? [],
@@ -241,7 +255,7 @@ export async function loadSubnets(db: Q, scope: SubnetScope = {}): Promise<Subne
   return rows.map((r) => ({
     id: r.id, project_id: r.project_id, network_id: r.network_id, name: r.name, ip_version: Number(r.ip_version) === 6 ? 6 : 4,
     cidr: r.cidr, gateway_ip: r.gateway_ip, enable_dhcp: b(r.enable_dhcp), ipv6_ra_mode: r.ipv6_ra_mode, ipv6_address_mode: r.ipv6_address_mode,
-    subnetpool_id: r.subnetpool_id, description: r.description, created_at: r.created_at, updated_at: r.updated_at,
+    subnetpool_id: r.subnetpool_id, description: r.description, created_at: shownTime(r.created_at), updated_at: shownTime(r.updated_at),
     revision_number: Number(r.revision_number), allocation_pools: pools.get(r.id) ?? [], dns_nameservers: dns.get(r.id) ?? [],
     host_routes: routes.get(r.id) ?? [], tags: tags.get(r.id) ?? [],
   }));
@@ -355,7 +369,7 @@ export async function loadPorts(db: Q, scope: PortScope = {}): Promise<PortRecor
     for (const [k, v] of groupBy(a, (r) => r.port_id)) ips.set(k, v.sort((x, y) => ipOrder(x.ip_address, y.ip_address)).map((r) => ({ subnet_id: r.subnet_id, ip_address: r.ip_address })));
     const s = await db.selectFrom('port_security_group_bindings').selectAll().where('port_id', 'in', c).orderBy('security_group_id').execute();
     for (const [k, v] of groupBy(s, (r) => r.port_id)) sgs.set(k, v.map((r) => r.security_group_id));
-    const p = await db.selectFrom('port_allowed_address_pairs').selectAll().where('port_id', 'in', c).execute();
+    const p = await db.selectFrom('port_allowed_address_pairs').selectAll().where('port_id', 'in', c).orderBy('ip_address').orderBy('mac_address').execute();
     for (const [k, v] of groupBy(p, (r) => r.port_id)) pairs.set(k, v.map((r) => ({ ip_address: r.ip_address, mac_address: r.mac_address })));
     const o = await db.selectFrom('port_extra_dhcp_opts').selectAll().where('port_id', 'in', c).orderBy('opt_name').execute();
     for (const [k, v] of groupBy(o, (r) => r.port_id)) opts.set(k, v.map((r) => ({ opt_name: r.opt_name, opt_value: r.opt_value, ip_version: Number(r.ip_version) })));
@@ -371,7 +385,7 @@ export async function loadPorts(db: Q, scope: PortScope = {}): Promise<PortRecor
     id: r.id, project_id: r.project_id, network_id: r.network_id, name: r.name, mac_address: r.mac_address,
     admin_state_up: b(r.admin_state_up), status: r.status, device_id: r.device_id, device_owner: r.device_owner,
     port_security_enabled: b(r.port_security_enabled), dns_name: r.dns_name, description: r.description,
-    created_at: r.created_at, updated_at: r.updated_at, revision_number: Number(r.revision_number),
+    created_at: shownTime(r.created_at), updated_at: shownTime(r.updated_at), revision_number: Number(r.revision_number),
     fixed_ips: ips.get(r.id) ?? [], security_groups: sgs.get(r.id) ?? [], allowed_address_pairs: pairs.get(r.id) ?? [],
     extra_dhcp_opts: opts.get(r.id) ?? [],
     binding: bindings.get(r.id) ?? { host: '', vif_type: 'unbound', vnic_type: 'normal', profile: {}, vif_details: {} },
@@ -448,7 +462,7 @@ export function ruleFrom(r: SecurityGroupRuleTable): SecurityGroupRuleRecord {
     direction: r.direction === 'egress' ? 'egress' : 'ingress', ethertype: r.ethertype === 'IPv6' ? 'IPv6' : 'IPv4',
     protocol: r.protocol, port_range_min: r.port_range_min === null ? null : Number(r.port_range_min),
     port_range_max: r.port_range_max === null ? null : Number(r.port_range_max), remote_ip_prefix: r.remote_ip_prefix,
-    description: r.description, created_at: r.created_at, updated_at: r.updated_at, revision_number: Number(r.revision_number),
+    description: r.description, created_at: shownTime(r.created_at), updated_at: shownTime(r.updated_at), revision_number: Number(r.revision_number),
   };
 }
 
@@ -469,8 +483,8 @@ export async function loadSecurityGroups(db: Q, scope: GroupScope = {}): Promise
   }
   const tags = await tagsOf(db, 'security-groups', ids);
   return rows.map((r) => ({
-    id: r.id, project_id: r.project_id, name: r.name, stateful: b(r.stateful), description: r.description, created_at: r.created_at,
-    updated_at: r.updated_at, revision_number: Number(r.revision_number), rules: rules.get(r.id) ?? [], tags: tags.get(r.id) ?? [],
+    id: r.id, project_id: r.project_id, name: r.name, stateful: b(r.stateful), description: r.description, created_at: shownTime(r.created_at),
+    updated_at: shownTime(r.updated_at), revision_number: Number(r.revision_number), rules: rules.get(r.id) ?? [], tags: tags.get(r.id) ?? [],
   }));
 }
 

@@ -1,5 +1,5 @@
 import type { AuthContext } from '../../api/context.ts';
-import { checkQuota, checkRevision, networkTarget, newUuid, notify, ownerOf, scopeOf } from './common.ts';
+import { checkQuota, checkRevision, inTransaction, networkTarget, newUuid, notify, ownerOf, scopeOf } from './common.ts';
 import { err, NeutronError } from './errors.ts';
 import {
   checkGatewayOutsidePools, checkPools, defaultPools, hostRange, poolsOf, poolsText, type Range,
@@ -110,7 +110,7 @@ function checkIpv6Modes(v: number, enableDhcp: boolean, ra: string | null, addr:
 }
 
 interface SubnetPlan {
-  input: SubnetInput; project: string; networkId: string; cidr: Cidr; gateway: bigint | null; pools: Range[];
+  id: string; input: SubnetInput; project: string; networkId: string; cidr: Cidr; gateway: bigint | null; pools: Range[];
   dns: string[]; routes: HostRoute[]; enableDhcp: boolean; ra: string | null; addr: string | null;
 }
 
@@ -139,10 +139,11 @@ function planSubnet(deps: NetworkDeps, input: SubnetInput, project: string, netw
   const ra = input.ipv6_ra_mode ?? null;
   const addr = input.ipv6_address_mode ?? null;
   checkIpv6Modes(v, enableDhcp, ra, addr, c);
+  const id = newUuid();
   return {
-    input, project, networkId, cidr: c, gateway, pools, enableDhcp, ra, addr,
-    dns: checkNameservers('', input.dns_nameservers ?? [], deps.cfg.maxDnsNameservers),
-    routes: checkHostRoutes('', v, input.host_routes ?? [], deps.cfg.maxHostRoutes),
+    id, input, project, networkId, cidr: c, gateway, pools, enableDhcp, ra, addr,
+    dns: checkNameservers(id, input.dns_nameservers ?? [], deps.cfg.maxDnsNameservers),
+    routes: checkHostRoutes(id, v, input.host_routes ?? [], deps.cfg.maxHostRoutes),
   };
 }
 
@@ -155,7 +156,7 @@ export async function createSubnets(deps: NetworkDeps, auth: AuthContext, inputs
     authorize(auth, 'create_subnet', networkTarget(net, { project_id: project }));
     plans.push(planSubnet(deps, input, project, net.id));
   }
-  const ids = await deps.db.transaction().execute(async (trx) => {
+  const ids = await inTransaction(deps, async (trx) => {
     const out: string[] = [];
     for (const p of plans) {
       // The network's row lock serialises subnet creation on it, so the overlap check holds.
@@ -166,7 +167,7 @@ export async function createSubnets(deps: NetworkDeps, auth: AuthContext, inputs
         }
       }
       await checkQuota(deps, trx, p.project, 'subnet');
-      const id = newUuid();
+      const id = p.id;
       const at = store.now();
       const v = p.cidr.version;
       await store.insertSubnet(trx, {
@@ -216,7 +217,7 @@ export async function showSubnet(deps: NetworkDeps, auth: AuthContext, id: strin
 export async function updateSubnet(deps: NetworkDeps, auth: AuthContext, id: string, input: SubnetInput, expected: number | undefined): Promise<SubnetView> {
   const { subnet: s0, network } = await visibleSubnet(deps.db, auth, id);
   authorize(auth, 'update_subnet', networkTarget(network, { project_id: s0.project_id }));
-  await deps.db.transaction().execute(async (trx) => {
+  await inTransaction(deps, async (trx) => {
     const rev = await store.lockRevision(trx, 'subnets', id);
     if (rev === undefined) throw err.subnetNotFound(id);
     checkRevision(rev, expected);
@@ -275,7 +276,7 @@ export async function updateSubnet(deps: NetworkDeps, auth: AuthContext, id: str
 export async function deleteSubnet(deps: NetworkDeps, auth: AuthContext, id: string, expected: number | undefined): Promise<void> {
   const { subnet, network } = await visibleSubnet(deps.db, auth, id);
   authorize(auth, 'delete_subnet', networkTarget(network, { project_id: subnet.project_id }));
-  await deps.db.transaction().execute(async (trx) => {
+  await inTransaction(deps, async (trx) => {
     const rev = await store.lockRevision(trx, 'subnets', id);
     if (rev === undefined) throw err.subnetNotFound(id);
     checkRevision(rev, expected);

@@ -1,6 +1,6 @@
 import type { AuthContext } from '../../api/context.ts';
 import type { Target } from '../../api/policy.ts';
-import { checkTags, networkTarget } from './common.ts';
+import { checkTags, inTransaction, networkTarget } from './common.ts';
 import { err } from './errors.ts';
 import { visibleNetwork } from './networks.ts';
 import { authorize } from './policy.ts';
@@ -61,7 +61,7 @@ async function change(deps: NetworkDeps, auth: AuthContext, collection: string, 
   const r = resource(collection);
   const target = await r.load(deps.db, auth, id);
   authorize(auth, `${action}_${r.member}:tags`, target);
-  await deps.db.transaction().execute(async (trx) => {
+  await inTransaction(deps, async (trx) => {
     await store.lockRevision(trx, r.table, id);
     if (await fn(trx)) await store.bump(trx, r.table, id);
   });

@@ -5,6 +5,7 @@
  * standing in for identity with fixed callers. Only unit tests use it.
  */
 import type { AuthContext, TokenValidator } from '../../../api/context.ts';
+import assert from 'node:assert/strict';
 import { createApiServer } from '../../../api/server.ts';
 import { Unauthorized } from '../../../common/errors.ts';
 import { createLogger } from '../../../common/logger.ts';
@@ -89,3 +90,31 @@ export async function counts(deps: NetworkDeps): Promise<Record<string, number>>
   }
   return out;
 }
+
+/**
+ * The concurrency proof: many requests create ports on one small subnet at once. Every
+ * address of the pool is handed out exactly once, the rest fail with Neutron's
+ * IpAddressGenerationFailure, and a failed request leaves no port behind.
+ */
+export async function concurrencyProof(calls: ((body: unknown) => Promise<Call>)[], networkId: string, deps: NetworkDeps, expectFree = 61): Promise<void> {
+  const total = expectFree + 9;
+  const results = await Promise.all(Array.from({ length: total }, (_, i) => calls[i % calls.length]!({ port: { network_id: networkId, name: `c${i}` } })));
+  const ok = results.filter((r) => r.status === 201);
+  const failed = results.filter((r) => r.status !== 201);
+  assert.equal(ok.length, expectFree, `${expectFree} ports get an address: ${JSON.stringify(failed.slice(0, 2).map((f) => f.body))}`);
+  assert.equal(failed.length, 9);
+  for (const f of failed) {
+    assert.equal(f.status, 409);
+    assert.equal(f.body.NeutronError?.type, 'IpAddressGenerationFailure');
+    assert.equal(f.body.NeutronError?.message, `No more IP addresses available on network ${networkId}.`);
+  }
+  const addresses = ok.map((r) => r.body.port!.fixed_ips[0]!.ip_address);
+  assert.equal(new Set(addresses).size, expectFree, 'all addresses distinct');
+  const expected = Array.from({ length: expectFree }, (_, i) => `10.60.0.${i + 2}`).sort();
+  assert.deepEqual([...addresses].sort(), expected, 'exactly the pool, lowest first');
+  const c = await counts(deps);
+  assert.equal(c.ports, expectFree, 'no port of a failed request remains');
+  assert.equal(c.ip_allocations, expectFree);
+  assert.equal(new Set(ok.map((r) => r.body.port!.mac_address)).size, expectFree, 'MACs distinct');
+}
+

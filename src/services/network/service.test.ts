@@ -1,0 +1,99 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { OpenDatabase } from '../../db/index.ts';
+import { networkSettings } from './config.ts';
+import { caller, harness, USERS, type App } from './routes/test-harness.ts';
+import { NetworkService, systemAuth } from './service.ts';
+import * as store from './store.ts';
+import { DEFAULT_NETWORK_CONFIG, type NetworkDeps } from './types.ts';
+
+describe('network service (in-process use by the controller)', () => {
+  let app: App;
+  let dbh: OpenDatabase;
+  let deps: NetworkDeps;
+  let svc: NetworkService;
+  let call: ReturnType<typeof caller>;
+  const changes: string[] = [];
+  before(async () => {
+    ({ app, dbh, deps } = await harness());
+    deps.changed = (w) => changes.push(w);
+    svc = new NetworkService(deps);
+    call = caller(app);
+  });
+  after(async () => { await app.close(); await dbh.close(); });
+
+  test('ensureDhcpPort: one network:dhcp port with an address per DHCP subnet, following subnet changes', async () => {
+    const net = await svc.createNetwork(USERS.alice, { name: 'dhcp' });
+    await svc.ensureDhcpPort(net.id);
+    assert.equal((await svc.listPorts(USERS.admin, { networkIds: [net.id] })).length, 0, 'no DHCP subnet, no port');
+    const a = await svc.createSubnet(USERS.alice, { network_id: net.id, ip_version: 4, cidr: '10.1.0.0/24' });
+    await svc.ensureDhcpPort(net.id);
+    let ports = await svc.listPorts(USERS.admin, { networkIds: [net.id] });
+    assert.equal(ports.length, 1);
+    assert.equal(ports[0]!.device_owner, 'network:dhcp');
+    assert.equal(ports[0]!.project_id, 'p-one');
+    assert.deepEqual(ports[0]!.security_groups, []);
+    assert.deepEqual(ports[0]!.fixed_ips, [{ subnet_id: a.id, ip_address: '10.1.0.2' }]);
+    const b = await svc.createSubnet(USERS.alice, { network_id: net.id, ip_version: 4, cidr: '10.2.0.0/24' });
+    await svc.createSubnet(USERS.alice, { network_id: net.id, ip_version: 4, cidr: '10.3.0.0/24', enable_dhcp: false });
+    await svc.ensureDhcpPort(net.id);
+    await svc.ensureDhcpPort(net.id);
+    ports = await svc.listPorts(USERS.admin, { networkIds: [net.id] });
+    assert.equal(ports.length, 1, 'still one');
+    assert.deepEqual(ports[0]!.fixed_ips, [{ subnet_id: a.id, ip_address: '10.1.0.2' }, { subnet_id: b.id, ip_address: '10.2.0.2' }]);
+    await call('alice', 'PUT', `/subnets/${a.id}`, { subnet: { enable_dhcp: false } });
+    await svc.ensureDhcpPort(net.id);
+    ports = await svc.listPorts(USERS.admin, { networkIds: [net.id] });
+    assert.deepEqual(ports[0]!.fixed_ips.map((f) => f.subnet_id), [b.id], 'released where DHCP was switched off');
+    await call('alice', 'PUT', `/subnets/${b.id}`, { subnet: { enable_dhcp: false } });
+    await svc.ensureDhcpPort(net.id);
+    assert.equal((await svc.listPorts(USERS.admin, { networkIds: [net.id] })).length, 0, 'no DHCP subnet left: the port goes');
+    await svc.deleteNetwork(USERS.alice, net.id);
+  });
+
+  test('every committed change that matters to hosts is announced; refused ones are not', async () => {
+    changes.length = 0;
+    const net = (await call('alice', 'POST', '/networks', { network: {} })).body.network!;
+    const sub = (await call('alice', 'POST', '/subnets', { subnet: { network_id: net.id, ip_version: 4, cidr: '10.9.0.0/24' } })).body.subnet!;
+    const port = (await call('alice', 'POST', '/ports', { port: { network_id: net.id } })).body.port!;
+    const sg = (await call('alice', 'GET', '/security-groups')).body.security_groups![0]!;
+    await call('alice', 'POST', '/security-group-rules', { security_group_rule: { security_group_id: sg.id, direction: 'ingress', protocol: 'tcp' } });
+    await call('alice', 'PUT', `/ports/${port.id}`, { port: { name: 'x' } });
+    await call('alice', 'POST', '/ports', { port: { network_id: net.id, fixed_ips: [{ ip_address: '10.9.0.200' }, { ip_address: '10.9.0.200' }] } });
+    await call('alice', 'DELETE', `/ports/${port.id}`);
+    await call('alice', 'DELETE', `/subnets/${sub.id}`);
+    await call('alice', 'DELETE', `/networks/${net.id}`);
+    assert.deepEqual(changes, ['network', 'subnet', 'port', 'security_group_rule', 'port', 'port', 'subnet', 'network']);
+  });
+
+  test('store helpers the controller uses for agent state: ports by host, hosts per network, groups with member addresses', async () => {
+    const net = (await call('alice', 'POST', '/networks', { network: {} })).body.network!;
+    await call('alice', 'POST', '/subnets', { subnet: { network_id: net.id, ip_version: 4, cidr: '10.8.0.0/24' } });
+    const g = (await call('alice', 'POST', '/security-groups', { security_group: { name: 'members' } })).body.security_group!;
+    const p1 = (await call('admin', 'POST', '/ports', { port: { network_id: net.id, 'binding:host_id': 'h1', security_groups: [g.id], project_id: 'p-one' } })).body.port!;
+    const p2 = (await call('admin', 'POST', '/ports', { port: { network_id: net.id, 'binding:host_id': 'h2', security_groups: [g.id], project_id: 'p-one' } })).body.port!;
+    assert.deepEqual((await store.portsOnHost(deps.db, 'h1')).map((p) => p.id), [p1.id]);
+    assert.deepEqual((await store.portsOnNetwork(deps.db, net.id)).map((p) => p.id).sort(), [p1.id, p2.id].sort());
+    assert.deepEqual((await store.hostsOfNetworks(deps.db, [net.id])).get(net.id), ['h1', 'h2']);
+    const [withMembers] = await store.groupsWithMembers(deps.db, [g.id]);
+    assert.deepEqual(withMembers!.memberIps, [p1.fixed_ips[0]!.ip_address, p2.fixed_ips[0]!.ip_address].sort());
+    assert.equal(withMembers!.group.rules.length, 2);
+    assert.equal((await store.allocationsOfNetwork(deps.db, net.id)).length, 2);
+    assert.equal(systemAuth('p-x').projectId, 'p-x');
+  });
+
+  test('gureum.yaml network: settings', () => {
+    assert.deepEqual(networkSettings(undefined), DEFAULT_NETWORK_CONFIG);
+    const s = networkSettings({ vni_ranges: '1000:1999', physical_networks: ['public', 'lab'], dns_domain: 'cloud.example', quotas: { port: 50 } });
+    assert.equal(s.vniMin, 1000);
+    assert.equal(s.vniMax, 1999);
+    assert.deepEqual(s.physicalNetworks, ['public', 'lab']);
+    assert.equal(s.dnsDomain, 'cloud.example.');
+    assert.equal(s.quotas.port, 50);
+    assert.equal(s.quotas.network, 100);
+    assert.equal(DEFAULT_NETWORK_CONFIG.quotas.port, 500, 'defaults untouched');
+    for (const bad of [{ vni_ranges: '5:1' }, { vni_ranges: '0:10' }, { physical_networks: 'public' }, { quotas: { widgets: 1 } }, { colour: 'blue' }, []]) {
+      assert.throws(() => networkSettings(bad), /network/);
+    }
+  });
+});
