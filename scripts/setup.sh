@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Gureum needs on a fresh Debian machine, idempotently:
-#   - Debian packages: nats-server (the bus), QEMU, socat (the metadata service's guestfwd) and the guest-image tools; with --test also the real clients and
-#     servers the test suite drives (python3-openstackclient, postgresql, tempest).
+#   - Debian packages: nats-server (the bus), QEMU, socat (the metadata service's guestfwd), the guest-image tools,
+#     and the network data plane's iproute2, nftables, dnsmasq-base and haproxy; with --test also the real clients and
+#     servers the test suite drives (python3-openstackclient, postgresql, tempest) and the fake-VM tools of the
+#     network tests (busybox-static's udhcpc, curl, ping, iperf3).
 #   - npm packages from package-lock.json.
 # Quick when everything is present: it checks before it installs.
 set -euo pipefail
@@ -9,8 +11,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 want_test=0
 for a in "$@"; do [ "$a" = "--test" ] && want_test=1; done
 
-pkgs=(nats-server qemu-system-x86 qemu-utils socat genisoimage cpio xz-utils mtools dosfstools syslinux syslinux-common)
-[ "$want_test" = 1 ] && pkgs+=(python3-openstackclient postgresql tempest openssh-client)
+pkgs=(nats-server qemu-system-x86 qemu-utils socat genisoimage cpio xz-utils mtools dosfstools syslinux syslinux-common
+      iproute2 nftables dnsmasq-base haproxy)
+[ "$want_test" = 1 ] && pkgs+=(python3-openstackclient postgresql tempest openssh-client busybox-static curl iputils-ping iperf3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
