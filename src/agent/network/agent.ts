@@ -14,25 +14,26 @@ import { chmod, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../common/logger.ts';
-import { deviceNames, type DhcpState, type HostNetworkState, type NetworkState, type PortState, type RouterState } from '../../bus/network.ts';
+import { deviceNames, type HostNetworkState, type PortState } from '../../bus/network.ts';
 import { attachLines, bridgeLines } from './bridge.ts';
 import { stopProcess } from './daemon.ts';
 import { run } from './exec.ts';
-import { convergeDnsmasq, METADATA_IP, renderDnsmasq, stopDnsmasq } from './dhcp.ts';
+import { convergeDnsmasq, renderDnsmasq, stopDnsmasq } from './dhcp.ts';
 import { firewallDelta, firewallPresent, loadRuleset, renderFirewall, type FirewallPort, type NftTable } from './firewall.ts';
 import {
   addNamespace, batch, deleteNamespace, getLink, listAddresses, listFdb, listLinks, listNamespaces, namespaceInode, namespacePids, sysctl,
 } from './ip.ts';
 import { convergeHaproxy, MetadataRouter, proxyUser, stopHaproxy, type ProxyUser } from './metadata-proxy.ts';
 import {
-  agentNames, checkId, checkIfname, checkIp, checkMac, checkMtu, checkPrefixLen, InvalidInput, isOwnedHostDevice, parseCidr, TAP_PREFIX,
+  agentNames, checkId, checkIfname, checkIp, InvalidInput, isOwnedHostDevice, TAP_PREFIX,
 } from './names.ts';
-import { planNamespace, type NsInterface, type NsSpec } from './netns.ts';
-import { loadRouterNat, planRouter, routeLines, routerNatPresent, ROUTER_SYSCTLS, type RouterPlan } from './router.ts';
+import { buildModel, type Model } from './model.ts';
+import { planNamespace } from './netns.ts';
+import { loadRouterNat, routeLines, routerNatPresent } from './router.ts';
 import { allocate, loadStateFile, saveStateFile, type AgentStateFile } from './state-file.ts';
 import { portLines, staleTapAction } from './tap.ts';
 import { forEachLimit, Serial } from './util.ts';
-import { fdbLines, vxlanLines, type VxlanSpec } from './vxlan.ts';
+import { fdbLines, vxlanLines } from './vxlan.ts';
 
 export interface NetworkAgentOptions {
   log: Logger;
@@ -73,18 +74,6 @@ export interface ApplyReport {
   superseded: boolean;
   /** Milliseconds per phase. */
   phases: Record<string, number>;
-}
-
-interface NetModel { net: NetworkState; bridge: string; managed: boolean }
-interface PortModel { port: PortState; dev: string; bridge: string; mtu: number }
-interface DhcpModel { d: DhcpState; net: NetworkState; spec: NsSpec; dir: string }
-interface RouterModel { r: RouterState; spec: NsSpec; plan: RouterPlan }
-interface Model {
-  nets: Map<string, NetModel>;
-  vxlans: VxlanSpec[];
-  ports: PortModel[];
-  dhcp: DhcpModel[];
-  routers: RouterModel[];
 }
 
 interface Waiter { resolve(r: ApplyReport): void; reject(e: unknown): void; superseded: boolean }
@@ -238,107 +227,6 @@ export class NetworkAgent {
     if (this.persisted) await saveStateFile(join(this.opts.stateDir, STATE_FILE), this.persisted);
   }
 
-  private buildModel(state: HostNetworkState, rep: ApplyReport): Model {
-    const tryItem = <T>(what: string, f: () => T): T | undefined => {
-      try { return f(); } catch (e) { rep.errors.push({ what, error: message(e) }); return undefined; }
-    };
-    const nets = new Map<string, NetModel>();
-    const vxlans: VxlanSpec[] = [];
-    const vnis = new Set<number>();
-    const bridgeNames = new Set<string>();
-    for (const n of state.networks) {
-      tryItem(`network ${n.id}`, () => {
-        checkId('network', n.id);
-        checkMtu(`network ${n.id}`, n.mtu);
-        if (n.type === 'vxlan') {
-          if (!Number.isInteger(n.vni) || n.vni! < 1 || n.vni! > 0xffffff) throw new InvalidInput(`invalid VNI ${n.vni}`);
-          if (vnis.has(n.vni!)) throw new InvalidInput(`VNI ${n.vni} used twice`);
-          const bridge = deviceNames.bridge(n.id);
-          if (bridgeNames.has(bridge)) throw new InvalidInput(`bridge name ${bridge} collides with another network's`);
-          vnis.add(n.vni!);
-          bridgeNames.add(bridge);
-          nets.set(n.id, { net: n, bridge, managed: true });
-          const peers = n.peers.filter((p) => { try { checkIp('peer', p); return true; } catch (e) { rep.warnings.push(`network ${n.id}: ${message(e)}`); return false; } });
-          const remoteMacs = n.remoteMacs.filter((m) => { try { checkMac('remote MAC', m.mac); checkIp('remote MAC host', m.ip); return true; } catch (e) { rep.warnings.push(`network ${n.id}: ${message(e)}`); return false; } });
-          vxlans.push({ name: deviceNames.vxlan(n.vni!), vni: n.vni!, local: this.opts.tunnelIp, bridge, mtu: n.mtu, peers, remoteMacs });
-        } else if (n.type === 'flat') {
-          const bridge = n.physicalNetwork !== undefined ? this.opts.physicalBridges[n.physicalNetwork] : undefined;
-          if (!bridge) throw new InvalidInput(`flat network on physical network ${JSON.stringify(n.physicalNetwork)} that this host has no bridge for`);
-          nets.set(n.id, { net: n, bridge, managed: false });
-        } else {
-          throw new InvalidInput(`unsupported network type ${String((n as { type: unknown }).type)}`);
-        }
-      });
-    }
-    const taps = new Set<string>();
-    const ports: PortModel[] = [];
-    for (const p of state.ports) {
-      tryItem(`port ${p.id}`, () => {
-        checkId('port', p.id);
-        checkMac(`port ${p.id}`, p.mac);
-        const nm = nets.get(p.networkId);
-        if (!nm) throw new InvalidInput(`network ${p.networkId} is not in the state`);
-        for (const f of p.fixedIps) checkIp(`port ${p.id}`, f.ip);
-        for (const a of p.allowedAddressPairs) { parseCidr(`port ${p.id} address pair`, a.ipAddress); if (a.mac) checkMac(`port ${p.id} address pair`, a.mac); }
-        const dev = deviceNames.tap(p.id);
-        if (taps.has(dev)) throw new InvalidInput(`device name ${dev} collides with another port's`);
-        taps.add(dev);
-        ports.push({ port: p, dev, bridge: nm.bridge, mtu: p.mtu ? checkMtu(`port ${p.id}`, p.mtu) : nm.net.mtu });
-      });
-    }
-    const nsIface = (what: string, name: string, bridge: string, mac: string, mtu: number, addrs: { ip: string; prefixLen: number }[]): NsInterface => {
-      const addresses = addrs.map((a) => {
-        const { version } = checkIp(what, a.ip);
-        checkPrefixLen(what, a.prefixLen, version);
-        return `${a.ip}/${a.prefixLen}`;
-      });
-      return { name, hostEnd: deviceNames.hostEnd(name), bridge, mac: checkMac(what, mac), mtu: checkMtu(what, mtu), addresses };
-    };
-    const dhcp: DhcpModel[] = [];
-    for (const d of state.dhcp) {
-      tryItem(`dhcp ${d.networkId}`, () => {
-        checkId('network', d.networkId);
-        checkId('dhcp port', d.port.id);
-        const nm = nets.get(d.networkId);
-        if (!nm) throw new InvalidInput(`network ${d.networkId} is not in the state`);
-        const iface = nsIface(`dhcp port ${d.port.id}`, deviceNames.dhcpInterface(d.port.id), nm.bridge, d.port.mac, d.mtu || nm.net.mtu,
-          [...d.port.fixedIps, { ip: METADATA_IP, prefixLen: 32 }]);
-        dhcp.push({ d, net: nm.net, spec: { ns: this.names.dhcpNamespace(d.networkId), interfaces: [iface], sysctls: {} }, dir: join(this.opts.stateDir, 'dhcp', d.networkId) });
-      });
-    }
-    const routers: RouterModel[] = [];
-    for (const r of state.routers) {
-      tryItem(`router ${r.id}`, () => {
-        checkId('router', r.id);
-        const interfaces: NsInterface[] = [];
-        for (const i of r.interfaces) {
-          const nm = nets.get(i.networkId);
-          if (!nm) { rep.errors.push({ what: `router ${r.id} interface ${i.portId}`, error: `network ${i.networkId} is not in the state` }); continue; }
-          checkId('router port', i.portId);
-          interfaces.push(nsIface(`router ${r.id} port ${i.portId}`, deviceNames.routerInterface(i.portId), nm.bridge, i.mac, i.mtu || nm.net.mtu, [{ ip: i.ip, prefixLen: i.prefixLen }]));
-        }
-        let router = r;
-        if (r.gateway) {
-          const g = r.gateway;
-          const nm = nets.get(g.networkId);
-          if (!nm) {
-            rep.errors.push({ what: `router ${r.id} gateway`, error: `external network ${g.networkId} is not in the state` });
-            router = { ...r, gateway: undefined, floatingIps: [] };
-          } else {
-            checkId('gateway port', g.portId);
-            const fips = r.floatingIps.filter((f) => { try { return checkIp('floating ip', f.floatingIp).version === 4; } catch (e) { rep.warnings.push(`router ${r.id}: ${message(e)}`); return false; } });
-            interfaces.push(nsIface(`router ${r.id} gateway`, deviceNames.routerGateway(g.portId), nm.bridge, g.mac, g.mtu || nm.net.mtu,
-              [...g.fixedIps, ...fips.map((f) => ({ ip: f.floatingIp, prefixLen: 32 }))]));
-          }
-        }
-        const plan = planRouter(router);
-        rep.warnings.push(...plan.warnings.map((w) => `router ${r.id}: ${w}`));
-        routers.push({ r: router, spec: { ns: this.names.routerNamespace(r.id), interfaces, sysctls: ROUTER_SYSCTLS }, plan });
-      });
-    }
-    return { nets, vxlans, ports, dhcp, routers };
-  }
-
   private async applyNow(state: HostNetworkState, opts: ApplyOptions): Promise<ApplyReport> {
     const t0 = performance.now();
     await this.init();
@@ -349,7 +237,7 @@ export class NetworkAgent {
       try { await f(); } catch (e) { rep.errors.push({ what: name, error: message(e) }); }
       rep.phases[name] = Math.round((performance.now() - t) * 10) / 10;
     };
-    const model = this.buildModel(state, rep);
+    const model = buildModel(state, { tunnelIp: this.opts.tunnelIp, physicalBridges: this.opts.physicalBridges, stateDir: this.opts.stateDir, names: this.names }, rep);
     const st = this.persisted!;
     st.zones = allocate(st.zones, [...model.nets.values()].filter((n) => n.managed).map((n) => n.net.id));
     st.marks = allocate(st.marks, model.ports.filter((p) => p.port.portSecurity).map((p) => p.port.id));

@@ -11,6 +11,7 @@ import type { Link } from './ip.ts';
 import { renderFirewall } from './firewall.ts';
 import { renderHaproxy } from './metadata-proxy.ts';
 import { agentNames, checkMac, formatIp, ipToBigInt, linkLocalFromMac, netmask, parseCidr } from './names.ts';
+import { buildModel } from './model.ts';
 import { planNamespace, type NsSpec } from './netns.ts';
 import { planRouter } from './router.ts';
 import { allocate } from './state-file.ts';
@@ -219,4 +220,37 @@ test('nothing unvalidated reaches a file or ruleset: injected ids and addresses 
   });
   assert.doesNotMatch(fw.text, /flush ruleset/);
   assert.ok(fw.warnings.some((w) => /invalid id/.test(w)));
+});
+
+test('model: bridges per network type, names with the prefix, bad items reported and left out', () => {
+  const rep = { errors: [] as { what: string; error: string }[], warnings: [] as string[] };
+  const ctx = { tunnelIp: '10.250.0.1', physicalBridges: { public: 'br-ex' }, stateDir: '/s', names: agentNames('h1-') };
+  const m = buildModel({
+    host: 'h', generation: 1, securityGroups: [],
+    networks: [
+      { id: 'aaaaaaaaaaaa-1', type: 'vxlan', vni: 7, mtu: 1450, subnets: [], peers: ['10.250.0.2', 'bogus'], remoteMacs: [] },
+      { id: 'ext', type: 'flat', physicalNetwork: 'public', mtu: 1500, subnets: [], peers: [], remoteMacs: [] },
+      { id: 'dup', type: 'vxlan', vni: 7, mtu: 1450, subnets: [], peers: [], remoteMacs: [] },
+      { id: 'nowhere', type: 'flat', physicalNetwork: 'other', mtu: 1500, subnets: [], peers: [], remoteMacs: [] },
+    ],
+    ports: [
+      { id: 'p1', networkId: 'ext', mac: 'fa:16:3e:00:00:01', fixedIps: [], deviceId: '', portSecurity: false, securityGroupIds: [], allowedAddressPairs: [], mtu: 0 },
+      { id: 'p2', networkId: 'dup', mac: 'fa:16:3e:00:00:02', fixedIps: [], deviceId: '', portSecurity: false, securityGroupIds: [], allowedAddressPairs: [], mtu: 1400 },
+    ],
+    dhcp: [],
+    routers: [{ id: 'r', interfaces: [], routes: [], floatingIps: [{ id: 'f', floatingIp: '172.24.4.9', fixedIp: '10.0.0.5', portId: 'p' }],
+      gateway: { portId: 'g', networkId: 'missing', mac: 'fa:16:3e:00:00:03', snat: true, mtu: 1500, fixedIps: [] } }],
+  }, ctx, rep);
+  assert.deepEqual([...m.nets.values()].map((n) => [n.bridge, n.managed]), [['brqaaaaaaaaaaa', true], ['br-ex', false]]);
+  assert.deepEqual(m.vxlans[0]!.peers, ['10.250.0.2']);
+  assert.deepEqual(m.ports.map((p) => [p.dev, p.bridge, p.mtu]), [['tapp1', 'br-ex', 1500]]);
+  assert.equal(m.routers[0]!.spec.ns, 'h1-qrouter-r');
+  assert.equal(m.routers[0]!.spec.interfaces.length, 0, 'no gateway without its network');
+  assert.doesNotMatch(m.routers[0]!.plan.nat, /dnat/);
+  const errs = rep.errors.map((e) => `${e.what}: ${e.error}`).join('\n');
+  assert.match(errs, /network dup: VNI 7 used twice/);
+  assert.match(errs, /network nowhere: .*no bridge for/);
+  assert.match(errs, /port p2: network dup is not in the state/);
+  assert.match(errs, /router r gateway: external network missing is not in the state/);
+  assert.equal(rep.warnings.length, 1);
 });
