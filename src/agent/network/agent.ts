@@ -105,7 +105,8 @@ export class NetworkAgent {
   /** Taps handed out by ensurePortDevice, kept even before a state lists their port. */
   private readonly ensured = new Map<string, number>();
   private readonly router: MetadataRouter;
-  private readonly proxyUser: ProxyUser | undefined;
+  /** Who dnsmasq and haproxy run as after start: nobody when it can reach stateDir, else root. */
+  private daemonUser: ProxyUser | undefined;
 
   constructor(private readonly opts: NetworkAgentOptions) {
     this.log = opts.log.child({ component: 'network-agent', hostNamespace: opts.hostNamespace });
@@ -117,11 +118,10 @@ export class NetworkAgent {
     if (opts.hostNamespace !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(opts.hostNamespace)) throw new InvalidInput(`invalid host namespace ${opts.hostNamespace}`);
     this.metadataSocket = join(opts.stateDir, 'metadata.sock');
     if (Buffer.byteLength(this.metadataSocket) > 100) throw new InvalidInput(`stateDir too long for a unix socket path: ${this.metadataSocket}`);
-    this.proxyUser = proxyUser();
     this.router = new MetadataRouter(this.metadataSocket, {
       instanceFor: (network, ip) => this.metadataIndex.get(network)?.get(ip),
       resolveSocket: (uuid) => opts.metadata.resolveSocket(uuid),
-    }, this.log.child({ component: 'metadata-proxy' }), this.proxyUser?.gid);
+    }, this.log.child({ component: 'metadata-proxy' }));
   }
 
   /** Converges the host to `state`. Serialized; a newer queued state replaces an older queued one. */
@@ -214,12 +214,15 @@ export class NetworkAgent {
     // dnsmasq re-reads its files and haproxy reaches the socket after dropping to nobody.
     await chmod(this.opts.stateDir, 0o711);
     await chmod(join(this.opts.stateDir, 'dhcp'), 0o755);
+    // dnsmasq re-reads its files, and haproxy connects to the agent's socket, after dropping
+    // to nobody: only possible when every parent of stateDir is searchable by others.
+    let reachable = true;
     for (let d = dirname(this.opts.stateDir); d !== dirname(d); d = dirname(d)) {
-      const s = await stat(d);
-      if ((s.mode & 0o001) === 0) this.log.warn({ dir: d }, 'a parent of stateDir is not searchable by others: dnsmasq cannot re-read its files and haproxy cannot reach the metadata socket');
+      if (((await stat(d)).mode & 0o001) === 0) { reachable = false; this.log.warn({ dir: d }, 'a parent of stateDir is not searchable by others: dnsmasq and haproxy keep running as root'); break; }
     }
+    this.daemonUser = reachable ? proxyUser() : undefined;
     this.persisted ??= await loadStateFile(join(this.opts.stateDir, STATE_FILE));
-    await this.router.start();
+    await this.router.start(this.daemonUser?.gid);
     this.initialised = true;
   }
 
@@ -419,12 +422,12 @@ export class NetworkAgent {
     await phase('dhcp', async () => {
       await forEachLimit(model.dhcp, 4, async (m) => {
         try {
-          const f = renderDnsmasq(m.d, m.net, m.spec.interfaces[0]!.name, m.dir);
+          const f = renderDnsmasq(m.d, m.net, m.spec.interfaces[0]!.name, m.dir, this.daemonUser?.user ?? 'root');
           rep.warnings.push(...f.warnings.map((w) => `dhcp ${m.d.networkId}: ${w}`));
           await mkdir(m.dir, { recursive: true, mode: 0o755 });
           const outcome = await convergeDnsmasq(m.spec.ns, f);
           if (outcome !== 'unchanged') rep.changes.push(`dnsmasq ${outcome} ${m.d.networkId}`);
-          if (await convergeHaproxy(m.spec.ns, m.dir, m.d.networkId, this.metadataSocket, this.proxyUser)) rep.changes.push(`haproxy start ${m.d.networkId}`);
+          if (await convergeHaproxy(m.spec.ns, m.dir, m.d.networkId, this.metadataSocket, this.daemonUser)) rep.changes.push(`haproxy start ${m.d.networkId}`);
         } catch (e) {
           rep.errors.push({ what: `dhcp ${m.d.networkId}`, error: message(e) });
         }

@@ -13,7 +13,7 @@ import { deviceNames, type HostNetworkState, type SubnetState } from '../../bus/
 import { NetworkAgent, type ApplyReport } from './agent.ts';
 import { run, runIn } from './exec.ts';
 import { linkLocalFromMac } from './names.ts';
-import { canRunNetworkTests, dhcpClient, fakeVm, sleep, TestNamespaces } from './test-helpers.ts';
+import { canRunNetworkTests, dhcpClient, fakeVm, httpGet, sleep, TestNamespaces } from './test-helpers.ts';
 
 const skip = canRunNetworkTests();
 const log = pino({ level: process.env.GUREUM_LOG_LEVEL ?? 'silent' });
@@ -97,6 +97,7 @@ test('host changes reload dnsmasq (SIGHUP: same process, leases kept); range cha
   assert.equal((await dhcpClient(ns, VMB)).ip, '10.40.0.11');
   const before = pid();
   assert.match(leases(), /fa:16:3e:40:00:0b 10\.40\.0\.11/);
+  assert.match(readFileSync(`/proc/${before}/status`, 'utf8'), /^Uid:\s+65534\s/m, 'dnsmasq dropped to nobody');
 
   knobs.ipA = '10.40.0.20';
   const rep = await apply();
@@ -141,4 +142,47 @@ test('IPv6 SLAAC: router advertisements from the DHCP namespace, EUI-64 addresse
   await run('ip', ['-n', VMA, '-6', 'addr', 'add', 'fd40::bad/64', 'dev', 'eth0', 'nodad']);
   const forged = await runIn(VMA, 'ping', ['-6', '-c', '1', '-W', '1', '-I', 'fd40::bad', wantB], { allowFailure: true });
   assert.notEqual(forged.code, 0, 'forged IPv6 source');
+});
+
+test('a stateDir nobody can reach: dnsmasq and haproxy stay root, reloads and metadata still work', { skip }, async () => {
+  const { chmodSync } = await import('node:fs');
+  const { createServer } = await import('node:http');
+  const locked = join(ns.dir, 'locked');
+  mkdirSync(join(locked, 'agent'), { recursive: true });
+  chmodSync(locked, 0o700);
+  const md = join(ns.dir, 'md.sock');
+  const server = createServer((_req, res) => { res.end('hello from the instance'); });
+  await new Promise<void>((r) => server.listen(md, r));
+  const net2 = randomUUID(), sub2 = randomUUID(), pc = randomUUID(), dp2 = randomUUID(), uuid = randomUUID();
+  const MAC_C = 'fa:16:3e:41:00:0c';
+  const VMC = ns.name('vmc');
+  await fakeVm(ns, H, VMC, deviceNames.tap(pc), MAC_C);
+  const other = new NetworkAgent({
+    log, stateDir: join(locked, 'agent'), hostNamespace: H, tunnelIp: '10.250.0.1', physicalBridges: {}, namespacePrefix: ns.prefix('l'),
+    metadata: { resolveSocket: (u) => (u === uuid ? md : undefined) },
+  });
+  const st = (ip: string): HostNetworkState => ({
+    host: 'h', generation: 1, routers: [], securityGroups: [],
+    networks: [{ id: net2, type: 'vxlan', vni: 4002, mtu: 1450, peers: [], remoteMacs: [], subnets: [{ id: sub2, cidr: '10.42.0.0/24', ipVersion: 4, gatewayIp: '10.42.0.1', enableDhcp: true, dnsNameservers: [], hostRoutes: [], ipv6AddressMode: null, ipv6RaMode: null }] }],
+    ports: [{ id: pc, networkId: net2, mac: MAC_C, fixedIps: [{ subnetId: sub2, ip, prefixLen: 24 }], deviceId: uuid, portSecurity: false, securityGroupIds: [], allowedAddressPairs: [], mtu: 1450 }],
+    dhcp: [{ networkId: net2, domain: 'openstacklocal', leaseSeconds: 600, mtu: 1450, port: { id: dp2, mac: 'fa:16:3e:41:00:02', fixedIps: [{ subnetId: sub2, ip: '10.42.0.2', prefixLen: 24 }] },
+      hosts: [{ portId: pc, mac: MAC_C, ip, hostname: 'c', deviceId: uuid }] }],
+  });
+  try {
+    assert.deepEqual((await other.apply(st('10.42.0.10'))).errors, []);
+    const pidFile = join(locked, 'agent', 'dhcp', net2, 'pid');
+    const pid1 = Number(readFileSync(pidFile, 'utf8'));
+    assert.match(readFileSync(`/proc/${pid1}/status`, 'utf8'), /^Uid:\s+0\s/m, 'dnsmasq runs as root');
+    assert.equal((await dhcpClient(ns, VMC)).ip, '10.42.0.10');
+    assert.equal((await httpGet(VMC, 'http://169.254.169.254/latest/meta-data/')).body, 'hello from the instance');
+    const rep = await other.apply({ ...st('10.42.0.20'), generation: 2 });
+    assert.ok(rep.changes.includes(`dnsmasq reloaded ${net2}`));
+    await sleep(50);
+    assert.equal((await dhcpClient(ns, VMC)).ip, '10.42.0.20', 'reload re-read the hosts file');
+    assert.equal(Number(readFileSync(pidFile, 'utf8')), pid1);
+  } finally {
+    await other.apply({ host: 'h', generation: 3, networks: [], ports: [], dhcp: [], routers: [], securityGroups: [] });
+    await other.close();
+    server.close();
+  }
 });

@@ -48,7 +48,8 @@ function v6Mode(s: SubnetState): string | undefined {
 }
 
 /** The dnsmasq command line and files for one network (pure). */
-export function renderDnsmasq(d: DhcpState, net: NetworkState, iface: string, dir: string): DnsmasqFiles {
+/** `user`: who dnsmasq runs as after start (it must be able to read `dir` then); default nobody. */
+export function renderDnsmasq(d: DhcpState, net: NetworkState, iface: string, dir: string, user = 'nobody'): DnsmasqFiles {
   const warnings: string[] = [];
   const domain = (d.domain || 'openstacklocal').toLowerCase().replace(/\.$/, '');
   if (!DOMAIN.test(domain)) throw new InvalidInput(`network ${net.id}: invalid DNS domain ${JSON.stringify(d.domain)}`);
@@ -64,7 +65,7 @@ export function renderDnsmasq(d: DhcpState, net: NetworkState, iface: string, di
   const mtu = Number.isInteger(d.mtu) && d.mtu >= 68 && d.mtu <= 65535 ? d.mtu : net.mtu;
   const lease = Number.isFinite(d.leaseSeconds) ? d.leaseSeconds : 86400;
   const argv = [
-    'dnsmasq', '--no-hosts', '--no-resolv', '--conf-file=/dev/null',
+    'dnsmasq', '--no-hosts', '--no-resolv', '--conf-file=/dev/null', `--user=${user}`,
     `--pid-file=${pidFile}`, `--dhcp-hostsfile=${files.hosts}`, `--addn-hosts=${files.addnHosts}`, `--dhcp-optsfile=${files.opts}`,
     `--dhcp-leasefile=${join(dir, 'leases')}`, `--log-facility=${join(dir, 'dnsmasq.log')}`,
     '--bind-interfaces', `--interface=${iface}`, '--except-interface=lo',

@@ -87,9 +87,10 @@ export interface MetadataLookup {
 export class MetadataRouter {
   private server?: Server;
 
-  constructor(private readonly socket: string, private readonly lookup: MetadataLookup, private readonly log: Logger, private readonly gid?: number) {}
+  constructor(private readonly socket: string, private readonly lookup: MetadataLookup, private readonly log: Logger) {}
 
-  async start(): Promise<void> {
+  /** `gid`: the group haproxy runs as (socket 0660 root:gid); none: haproxy runs as root (socket 0600). */
+  async start(gid?: number): Promise<void> {
     if (this.server) return;
     await rm(this.socket, { force: true });
     const server = createServer({ maxHeaderSize: 8192, requestTimeout: 30_000, headersTimeout: 10_000 });
@@ -100,8 +101,8 @@ export class MetadataRouter {
       server.listen(this.socket, () => { server.off('error', reject); resolve(); });
     });
     // haproxy connects after dropping to nobody:nogroup; nobody else may.
-    if (this.gid !== undefined) await chown(this.socket, 0, this.gid);
-    await chmod(this.socket, this.gid !== undefined ? 0o660 : 0o600);
+    if (gid !== undefined) await chown(this.socket, 0, gid);
+    await chmod(this.socket, gid !== undefined ? 0o660 : 0o600);
     this.server = server;
   }
 
