@@ -54,6 +54,7 @@ const knobs = {
   router: false,
   gateway: false,
   withNet2: true,
+  staticRoute: false,
 };
 
 function port(pid: string, network: string, ip: string, n: number, deviceId: string, extra: Partial<PortState> = {}): PortState {
@@ -122,7 +123,7 @@ function state(generation: number): HostNetworkState {
         portId: qg, networkId: ext, mac: mac(0x203), snat: true, mtu: 1500,
         fixedIps: [{ subnetId: subExt, ip: '172.24.4.10', prefixLen: 24, gatewayIp: '172.24.4.1', cidr: '172.24.4.0/24' }],
       } : undefined,
-      routes: [],
+      routes: knobs.staticRoute ? [{ destination: '10.99.0.0/24', nexthop: '10.10.1.12' }] : [],
       floatingIps: knobs.gateway ? [{ id: fip, floatingIp: '172.24.4.100', fixedIp: '10.10.1.11', portId: p1 }] : [],
     });
   }
@@ -213,6 +214,15 @@ test('1. DHCP leases, ping on one network, isolation between networks, routing a
   assert.ok(r2.changes.some((c) => c.includes('netns add') && c.includes('qrouter-')));
   assert.ok(await pingUntil(VM3, '10.10.1.11', 3000), 'vm3 → vm1 through the router');
   assert.ok(await ping(VM1, '10.10.2.13'), 'vm1 → vm3 through the router');
+
+  // a static route of the router appears, and goes again
+  knobs.staticRoute = true;
+  await apply();
+  const rns = `${ns.prefix('h1')}qrouter-${router}`;
+  assert.match((await run('ip', ['-n', rns, 'route', 'show', 'proto', 'static'])).stdout, /^10\.99\.0\.0\/24 via 10\.10\.1\.12 dev qr-/m);
+  knobs.staticRoute = false;
+  await apply();
+  assert.doesNotMatch((await run('ip', ['-n', rns, 'route', 'show'])).stdout, /10\.99\.0\.0/);
 
   // idempotent: the same state again changes nothing, and is cheap
   const again = await apply();
