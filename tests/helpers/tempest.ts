@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,4 +80,13 @@ async function failureDetails(ws: string, env: NodeJS.ProcessEnv, ids: string[])
     for (const f of faults) out.push(`    server fault: ${f}`);
   }
   return out.join('\n');
+}
+
+/** Print a run's summary, every failure (marked when the unsupported list explains it) and the details of unexpected ones; then require `minPassed` passes and no unexpected failure. */
+export function reportTempest(r: TempestResult, minPassed: number): void {
+  console.log(r.summary);
+  for (const id of r.failed) console.log(`  failed${r.unexpected.includes(id) ? '' : ' (unsupported)'}: ${id}`);
+  if (r.details) console.log(r.details);
+  assert.ok(r.passed.length > minPassed, `tempest ran (${r.passed.length} passed)`);
+  assert.deepEqual(r.unexpected, [], 'no failures beyond the documented unsupported features');
 }
