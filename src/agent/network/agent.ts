@@ -21,13 +21,14 @@ import { run } from './exec.ts';
 import { convergeDnsmasq, renderDnsmasq, stopDnsmasq } from './dhcp.ts';
 import { firewallDelta, firewallPresent, loadRuleset, renderFirewall, type FirewallPort, type NftTable } from './firewall.ts';
 import {
-  addNamespace, batch, deleteNamespace, getLink, listAddresses, listFdb, listLinks, listNamespaces, namespaceInode, namespacePids, sysctl,
+  addNamespace, batch, deleteNamespace, getLink, listAddresses, listFdb, listLinks, listNamespaces, listNeighbors, namespaceInode, namespacePids, sysctl,
 } from './ip.ts';
 import { convergeHaproxy, MetadataRouter, proxyUser, stopHaproxy, type ProxyUser } from './metadata-proxy.ts';
 import {
   agentNames, checkId, checkIfname, checkIp, InvalidInput, isOwnedHostDevice, TAP_PREFIX,
 } from './names.ts';
 import { buildModel, type Model } from './model.ts';
+import { neighborLines } from './metadata-local.ts';
 import { planNamespace } from './netns.ts';
 import { loadRouterNat, routeLines, routerNatPresent } from './router.ts';
 import { allocate, loadStateFile, saveStateFile, type AgentStateFile } from './state-file.ts';
@@ -211,9 +212,11 @@ export class NetworkAgent {
   private async init(): Promise<void> {
     if (this.initialised) return;
     await mkdir(join(this.opts.stateDir, 'dhcp'), { recursive: true });
+    await mkdir(join(this.opts.stateDir, 'meta'), { recursive: true });
     // dnsmasq re-reads its files and haproxy reaches the socket after dropping to nobody.
     await chmod(this.opts.stateDir, 0o711);
     await chmod(join(this.opts.stateDir, 'dhcp'), 0o755);
+    await chmod(join(this.opts.stateDir, 'meta'), 0o755);
     // dnsmasq re-reads its files, and haproxy connects to the agent's socket, after dropping
     // to nobody: only possible when every parent of stateDir is searchable by others.
     let reachable = true;
@@ -256,14 +259,15 @@ export class NetworkAgent {
       });
     }
     let links = await listLinks(this.host);
-    const nsSpecs = [...model.dhcp.map((d) => d.spec), ...model.routers.map((r) => r.spec)];
+    const nsSpecs = [...model.dhcp.map((d) => d.spec), ...model.routers.map((r) => r.spec), ...model.meta.map((m) => m.spec)];
     const wantNs = new Set(nsSpecs.map((s) => s.ns));
     const created = new Set<string>();
     const dirty = new Set<string>();
 
     await phase('namespaces', async () => {
       const existing = await listNamespaces();
-      const stale = existing.filter((n) => (this.names.isDhcpNamespace(n) || this.names.isRouterNamespace(n)) && !wantNs.has(n));
+      const ours = (n: string) => this.names.isDhcpNamespace(n) || this.names.isRouterNamespace(n) || this.names.isMetaNamespace(n);
+      const stale = existing.filter((n) => ours(n) && !wantNs.has(n));
       for (const n of stale) {
         await Promise.all((await namespacePids(n)).map((pid) => stopProcess(pid)));
         await deleteNamespace(n);
@@ -278,6 +282,13 @@ export class NetworkAgent {
         const ns = this.names.dhcpNamespace(id);
         if (await stopDnsmasq(ns, dir)) rep.changes.push(`dnsmasq stop ${id}`);
         if (await stopHaproxy(ns, dir)) rep.changes.push(`haproxy stop ${id}`);
+        await rm(dir, { recursive: true, force: true });
+      }
+      const wantMeta = new Set(model.meta.map((m) => m.networkId));
+      for (const id of await readdir(join(this.opts.stateDir, 'meta'))) {
+        if (wantMeta.has(id)) continue;
+        const dir = join(this.opts.stateDir, 'meta', id);
+        if (await stopHaproxy(this.names.metaNamespace(id), dir)) rep.changes.push(`haproxy stop meta ${id}`);
         await rm(dir, { recursive: true, force: true });
       }
       for (const s of nsSpecs) {
@@ -349,9 +360,11 @@ export class NetworkAgent {
 
     await phase('namespace-config', async () => {
       const routerPlans = new Map(model.routers.map((r) => [r.spec.ns, r.plan]));
+      const metas = new Map(model.meta.map((m) => [m.spec.ns, m]));
       await forEachLimit(nsSpecs, 4, async (spec) => {
         const plan = routerPlans.get(spec.ns);
-        const key = JSON.stringify([spec, plan?.routes, plan?.nat]);
+        const meta = metas.get(spec.ns);
+        const key = JSON.stringify([spec, plan?.routes, plan?.nat, meta?.routes, meta?.neighbors]);
         const inode = await namespaceInode(spec.ns);
         const prev = this.nsApplied.get(spec.ns);
         if (!deep && !dirty.has(spec.ns) && prev && prev.key === key && prev.inode === inode) return;
@@ -371,6 +384,18 @@ export class NetworkAgent {
               rep.changes.push(`nft router ${spec.ns}`);
             }
           }
+          if (meta) {
+            const dev = meta.spec.interfaces[0]!;
+            await this.runBatch('ip', spec.ns, [
+              ...await routeLines(spec.ns, meta.routes),
+              ...neighborLines(dev.name, meta.neighbors, await listNeighbors(spec.ns, dev.name)),
+            ], `metadata namespace ${spec.ns}`, rep);
+            // requests redirected to its MAC never flood the network (or cross to other hosts)
+            const fdb = await listFdb(this.host, dev.hostEnd);
+            if (!fdb.some((e) => e.mac === meta.mac && !e.self)) {
+              await this.runBatch('bridge', this.host, [`fdb replace ${meta.mac} dev ${dev.hostEnd} master static`], `fdb ${dev.hostEnd}`, rep);
+            }
+          }
         } catch (e) {
           rep.errors.push({ what: `namespace ${spec.ns}`, error: message(e) });
         }
@@ -385,7 +410,8 @@ export class NetworkAgent {
         allowedAddressPairs: p.port.allowedAddressPairs, securityGroupIds: p.port.securityGroupIds,
       }));
       const bridges = [...model.nets.values()].map((nm) => ({ name: nm.bridge, zone: nm.managed ? st.zones[nm.net.id] : undefined }));
-      const { text, tables, warnings } = renderFirewall({ ports: fwPorts, bridges, securityGroups: state.securityGroups });
+      const metadataRedirects = model.meta.map((m) => ({ devices: m.taps, mac: m.mac }));
+      const { text, tables, warnings } = renderFirewall({ ports: fwPorts, bridges, securityGroups: state.securityGroups, metadataRedirects });
       rep.warnings.push(...warnings);
       const full = async () => {
         this.firewallApplied = undefined;
@@ -419,7 +445,7 @@ export class NetworkAgent {
       }
     });
 
-    await phase('dhcp', async () => {
+    await phase('daemons', async () => {
       await forEachLimit(model.dhcp, 4, async (m) => {
         try {
           const f = renderDnsmasq(m.d, m.net, m.spec.interfaces[0]!.name, m.dir, this.daemonUser?.user ?? 'root');
@@ -432,12 +458,19 @@ export class NetworkAgent {
           rep.errors.push({ what: `dhcp ${m.d.networkId}`, error: message(e) });
         }
       });
+      await forEachLimit(model.meta, 4, async (m) => {
+        try {
+          await mkdir(m.dir, { recursive: true, mode: 0o755 });
+          if (await convergeHaproxy(m.spec.ns, m.dir, m.networkId, this.metadataSocket, this.daemonUser)) rep.changes.push(`haproxy start meta ${m.networkId}`);
+        } catch (e) {
+          rep.errors.push({ what: `metadata ${m.networkId}`, error: message(e) });
+        }
+      });
+      // (network, address) → instance: the DHCP hosts of networks served here, and the local ports
       const index = new Map<string, Map<string, string>>();
-      for (const m of model.dhcp) {
-        const byIp = new Map<string, string>();
-        for (const h of m.d.hosts) if (h.deviceId) byIp.set(h.ip, h.deviceId);
-        index.set(m.d.networkId, byIp);
-      }
+      const byNet = (id: string) => { let m = index.get(id); if (!m) index.set(id, m = new Map()); return m; };
+      for (const m of model.dhcp) for (const h of m.d.hosts) if (h.deviceId) byNet(m.d.networkId).set(h.ip, h.deviceId);
+      for (const p of model.ports) if (p.port.deviceId) for (const f of p.port.fixedIps) byNet(p.port.networkId).set(f.ip, p.port.deviceId);
       this.metadataIndex = index;
     });
 

@@ -44,6 +44,11 @@ export interface FirewallInput {
   /** Every bridge of this host's networks; the agent's own (tenant) bridges with a conntrack zone. */
   bridges: { name: string; zone?: number }[];
   securityGroups: SecurityGroupState[];
+  /**
+   * Metadata requests (to 169.254.169.254:80) from these devices get `mac` as destination,
+   * so the bridge hands them to this host's metadata namespace of their network.
+   */
+  metadataRedirects?: { devices: string[]; mac: string }[];
 }
 
 export interface FirewallRules { text: string; warnings: string[] }
@@ -265,6 +270,9 @@ export function renderFirewall(input: FirewallInput): FirewallRules {
       // Marks only mean something when set here; VXLAN-decapsulated packets keep the underlay's.
       'iifname "vxlan-*" meta mark set 0',
       ...(okPorts.length ? [`iifname vmap { ${okPorts.map(({ p }) => `${q(p.device)} : jump anti-spoof-${p.device}`).join(', ')} }`] : []),
+      // (after anti-spoofing) metadata requests stay on this host
+      ...(input.metadataRedirects ?? []).filter((r) => r.devices.length).map((r) =>
+        `iifname { ${r.devices.map(q).join(', ')} } ip daddr 169.254.169.254 tcp dport 80 ether daddr set ${r.mac}`),
     ],
   });
   bridgeT.chains.set('forward', {

@@ -105,6 +105,15 @@ export async function listRoutes(ns: string | undefined, family: 4 | 6, protocol
     .map((r) => ({ dst: r.dst, gateway: r.gateway, dev: r.dev, protocol: r.protocol ?? protocol, family }));
 }
 
+export interface Neighbor { ip: string; mac?: string; dev: string; permanent: boolean }
+
+/** Neighbour (ARP/NDP) entries of a device. */
+export async function listNeighbors(ns: string | undefined, dev: string): Promise<Neighbor[]> {
+  const { stdout } = await run('ip', [...nsArgs(ns), '-json', 'neigh', 'show', 'dev', dev]);
+  return parseJson<{ dst: string; lladdr?: string; state?: string[] }>(stdout)
+    .map((n) => ({ ip: n.dst, mac: n.lladdr, dev, permanent: (n.state ?? []).includes('PERMANENT') }));
+}
+
 export interface BatchResult { failed: { line: string; error: string }[] }
 
 /**
@@ -132,12 +141,12 @@ export async function batch(tool: 'ip' | 'bridge', ns: string | undefined, lines
 
 export interface FdbEntry { mac: string; dev: string; dst?: string; self: boolean; permanent: boolean }
 
-/** Forwarding entries of the given devices (`bridge fdb show dev X`), one process for all. */
-export async function listFdb(ns: string | undefined): Promise<FdbEntry[]> {
-  const { stdout } = await run('bridge', [...nsArgs(ns), '-json', 'fdb', 'show']);
+/** Forwarding entries (`bridge fdb show`), of every device or of one. */
+export async function listFdb(ns: string | undefined, dev?: string): Promise<FdbEntry[]> {
+  const { stdout } = await run('bridge', [...nsArgs(ns), '-json', 'fdb', 'show', ...(dev ? ['dev', dev] : [])]);
   return parseJson<{ mac: string; ifname?: string; dst?: string; flags?: string[]; state?: string }>(stdout)
-    .filter((e) => e.ifname !== undefined)
-    .map((e) => ({ mac: e.mac, dev: e.ifname!, dst: e.dst, self: (e.flags ?? []).includes('self'), permanent: e.state === 'permanent' }));
+    .filter((e) => e.ifname !== undefined || dev !== undefined)
+    .map((e) => ({ mac: e.mac, dev: e.ifname ?? dev!, dst: e.dst, self: (e.flags ?? []).includes('self'), permanent: e.state === 'permanent' }));
 }
 
 const NETNS_DIR = '/run/netns';

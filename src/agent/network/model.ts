@@ -11,6 +11,7 @@ import { agentNames, checkId, checkIp, checkMac, checkMtu, checkPrefixLen, Inval
 import type { NsInterface, NsSpec } from './netns.ts';
 import { planRouter, ROUTER_SYSCTLS, type RouterPlan } from './router.ts';
 import type { VxlanSpec } from './vxlan.ts';
+import { planMeta, type MetaModel } from './metadata-local.ts';
 
 export interface NetModel { net: NetworkState; bridge: string; managed: boolean }
 export interface PortModel { port: PortState; dev: string; bridge: string; mtu: number }
@@ -22,6 +23,8 @@ export interface Model {
   ports: PortModel[];
   dhcp: DhcpModel[];
   routers: RouterModel[];
+  /** Host-local metadata namespaces, one per network with local VM ports. */
+  meta: MetaModel[];
 }
 
 export interface ModelContext {
@@ -131,5 +134,10 @@ export function buildModel(state: HostNetworkState, ctx: ModelContext, rep: { er
       routers.push({ r: router, spec: { ns: ctx.names.routerNamespace(r.id), interfaces, sysctls: ROUTER_SYSCTLS }, plan });
     });
   }
-  return { nets, vxlans, ports, dhcp, routers };
+  const meta: MetaModel[] = [];
+  for (const nm of nets.values()) {
+    const m = planMeta(nm.net, nm.bridge, ports, ctx.names.metaNamespace(nm.net.id), join(ctx.stateDir, 'meta', nm.net.id), ctx.tunnelIp, rep.warnings);
+    if (m) meta.push(m);
+  }
+  return { nets, vxlans, ports, dhcp, routers, meta };
 }

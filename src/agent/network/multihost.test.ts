@@ -6,6 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -13,7 +14,7 @@ import { deviceNames, type HostNetworkState, type NetworkState, type PortState }
 import { NetworkAgent } from './agent.ts';
 import { run } from './exec.ts';
 import { listFdb } from './ip.ts';
-import { canRunNetworkTests, dhcpClient, fakeVm, ping, pingUntil, TestNamespaces } from './test-helpers.ts';
+import { canRunNetworkTests, dhcpClient, fakeVm, httpGet, ping, pingUntil, TestNamespaces } from './test-helpers.ts';
 
 const skip = canRunNetworkTests();
 const log = pino({ level: process.env.GUREUM_LOG_LEVEL ?? 'silent' });
@@ -25,6 +26,7 @@ const T1 = '10.250.0.1', T2 = '10.250.0.2';
 let ns: TestNamespaces;
 let H1: string, H2: string, VMA: string, VMB: string;
 let a1: NetworkAgent, a2: NetworkAgent;
+const servers: Server[] = [];
 
 function network(peers: string[], remoteMacs: NetworkState['remoteMacs']): NetworkState {
   return {
@@ -33,8 +35,9 @@ function network(peers: string[], remoteMacs: NetworkState['remoteMacs']): Netwo
   };
 }
 
+const UUID_A = randomUUID(), UUID_B = randomUUID();
 function port(id: string, mac: string, ip: string): PortState {
-  return { id, networkId: net, mac, fixedIps: [{ subnetId: sub, ip, prefixLen: 24 }], deviceId: randomUUID(), portSecurity: true, securityGroupIds: [sg], allowedAddressPairs: [], mtu: 1450 };
+  return { id, networkId: net, mac, fixedIps: [{ subnetId: sub, ip, prefixLen: 24 }], deviceId: id === pa ? UUID_A : UUID_B, portSecurity: true, securityGroupIds: [sg], allowedAddressPairs: [], mtu: 1450 };
 }
 
 const groups: HostNetworkState['securityGroups'] = [{
@@ -49,7 +52,7 @@ function host1(gen: number, peers = [T2]): HostNetworkState {
     host: 'h1', generation: gen, networks: [network(peers, [{ mac: MAC_B, ip: T2, host: 'h2' }])], ports: [port(pa, MAC_A, '10.20.0.10')], routers: [], securityGroups: groups,
     dhcp: [{
       networkId: net, port: { id: dport, mac: MAC_D, fixedIps: [{ subnetId: sub, ip: '10.20.0.2', prefixLen: 24 }] }, domain: 'example.org', leaseSeconds: 3600, mtu: 1450,
-      hosts: [{ portId: pa, mac: MAC_A, ip: '10.20.0.10', hostname: 'a', deviceId: '' }, { portId: pb, mac: MAC_B, ip: '10.20.0.11', hostname: 'b', deviceId: '' }],
+      hosts: [{ portId: pa, mac: MAC_A, ip: '10.20.0.10', hostname: 'a', deviceId: UUID_A }, { portId: pb, mac: MAC_B, ip: '10.20.0.11', hostname: 'b', deviceId: UUID_B }],
     }],
   };
 }
@@ -78,21 +81,28 @@ before(async () => {
   VMA = ns.name('vma'); VMB = ns.name('vmb');
   await fakeVm(ns, H1, VMA, deviceNames.tap(pa), MAC_A);
   await fakeVm(ns, H2, VMB, deviceNames.tap(pb), MAC_B);
-  const agent = (h: string, tunnelIp: string, name: string) => {
+  // each host's agent knows only its own instance's metadata server
+  const agent = async (h: string, tunnelIp: string, name: string, uuid: string) => {
     const dir = join(ns.dir, name);
     mkdirSync(dir);
-    return new NetworkAgent({ log, stateDir: dir, hostNamespace: h, tunnelIp, physicalBridges: {}, namespacePrefix: ns.prefix(name), metadata: { resolveSocket: () => undefined } });
+    const sock = join(ns.dir, `${name}-md.sock`);
+    const server = createServer((_req, res) => { res.end(`metadata of ${uuid} from ${name}`); });
+    await new Promise<void>((r) => server.listen(sock, r));
+    servers.push(server);
+    return new NetworkAgent({ log, stateDir: dir, hostNamespace: h, tunnelIp, physicalBridges: {}, namespacePrefix: ns.prefix(name), metadata: { resolveSocket: (u) => (u === uuid ? sock : undefined) } });
   };
-  a1 = agent(H1, T1, 'h1');
-  a2 = agent(H2, T2, 'h2');
+  a1 = await agent(H1, T1, 'h1', UUID_A);
+  a2 = await agent(H2, T2, 'h2', UUID_B);
 });
 
 after(async () => {
   if (skip) return;
   try {
     await a1.apply({ host: 'h1', generation: 99, networks: [], ports: [], dhcp: [], routers: [], securityGroups: [] });
+    await a2.apply({ host: 'h2', generation: 99, networks: [], ports: [], dhcp: [], routers: [], securityGroups: [] });
     await a1.close();
     await a2.close();
+    for (const s of servers) s.close();
   } finally {
     await ns.cleanup();
   }
@@ -114,6 +124,9 @@ test('4. fake VMs on two hosts share a VXLAN network: DHCP across the tunnel, pi
   assert.equal(lb.staticroutes, '169.254.169.254/32 10.20.0.2 10.99.0.0/16 10.20.0.254 0.0.0.0/0 10.20.0.1');
   assert.ok(await ping(VMA, '10.20.0.11'), 'A → B across hosts');
   assert.ok(await ping(VMB, '10.20.0.10'), 'B → A across hosts');
+  // metadata: each VM is answered on its own host (the DHCP server, and its proxy, are on host 1)
+  assert.equal((await httpGet(VMA, 'http://169.254.169.254/latest/meta-data/')).body, `metadata of ${UUID_A} from h1`);
+  assert.equal((await httpGet(VMB, 'http://169.254.169.254/latest/meta-data/')).body, `metadata of ${UUID_B} from h2`);
   // a large packet fits the network MTU (1450 inside 1500 of underlay)
   const big = await run('ip', ['netns', 'exec', VMA, 'ping', '-c1', '-W1', '-M', 'do', '-s', '1422', '10.20.0.11'], { allowFailure: true });
   assert.equal(big.code, 0, big.stdout + big.stderr);

@@ -132,11 +132,14 @@ export function agentNames(prefix: string) {
     routerNamespace: (routerId: string) => `${prefix}${deviceNames.routerNamespace(routerId)}`,
     isDhcpNamespace: (ns: string) => ns.startsWith(`${prefix}qdhcp-`),
     isRouterNamespace: (ns: string) => ns.startsWith(`${prefix}qrouter-`),
+    /** The host-local metadata namespace of a network (see metadata-local.ts). */
+    metaNamespace: (networkId: string) => `${prefix}qmeta-${networkId}`,
+    isMetaNamespace: (ns: string) => ns.startsWith(`${prefix}qmeta-`),
   };
 }
 
 /** Host-namespace device prefixes the agent owns (bridges, VXLAN devices, veth host ends). */
-export const OWNED_HOST_PREFIXES = ['brq', 'vxlan-', 'vns-', 'vqr-', 'vqg-'] as const;
+export const OWNED_HOST_PREFIXES = ['brq', 'vxlan-', 'vns-', 'vqr-', 'vqg-', 'vmt-'] as const;
 export const TAP_PREFIX = 'tap';
 
 export function isOwnedHostDevice(name: string): boolean {

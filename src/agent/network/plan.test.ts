@@ -9,6 +9,7 @@ import { bridgeLines, attachLines } from './bridge.ts';
 import { renderDnsmasq } from './dhcp.ts';
 import type { Link } from './ip.ts';
 import { renderFirewall } from './firewall.ts';
+import { metaMac, neighborLines, planMeta } from './metadata-local.ts';
 import { renderHaproxy } from './metadata-proxy.ts';
 import { agentNames, checkMac, formatIp, ipToBigInt, linkLocalFromMac, netmask, parseCidr } from './names.ts';
 import { buildModel } from './model.ts';
@@ -253,4 +254,29 @@ test('model: bridges per network type, names with the prefix, bad items reported
   assert.match(errs, /port p2: network dup is not in the state/);
   assert.match(errs, /router r gateway: external network missing is not in the state/);
   assert.equal(rep.warnings.length, 1);
+});
+
+test('host-local metadata: one namespace per network with local VM ports, stable MAC, neighbours, redirect rule', () => {
+  const n: NetworkState = { ...net, subnets: [net.subnets[0]!, net.subnets[3]!] };
+  const p = (id: string, ip: string, deviceId: string) => ({
+    dev: `tap${id}`, port: { id, networkId: 'net1', mac: 'FA:16:3E:00:00:0A', fixedIps: [{ subnetId: 's4', ip, prefixLen: 24 }, { subnetId: 's6', ip: 'fd00::a', prefixLen: 64 }], deviceId, portSecurity: true, securityGroupIds: [], allowedAddressPairs: [], mtu: 1450 },
+  });
+  const w: string[] = [];
+  const m = planMeta(n, 'brq1', [p('a', '10.0.0.10', 'u1'), p('b', '10.0.0.11', '')], 'x-qmeta-net1', '/s/meta/net1', '10.250.0.1', w)!;
+  assert.equal(m.mac, metaMac('net1', '10.250.0.1'));
+  assert.match(m.mac, /^02(:[0-9a-f]{2}){5}$/);
+  assert.notEqual(metaMac('net1', '10.250.0.2'), m.mac, 'another host, another MAC');
+  assert.deepEqual(m.taps, ['tapa'], 'ports without an instance need no metadata');
+  assert.deepEqual(m.neighbors, [{ ip: '10.0.0.10', mac: 'fa:16:3e:00:00:0a' }]);
+  assert.deepEqual(m.routes, [{ dst: '10.0.0.0/24', dev: 'mt-net1' }]);
+  assert.deepEqual(m.spec.interfaces[0]!.addresses, ['169.254.169.254/32']);
+  assert.equal(m.spec.interfaces[0]!.hostEnd, 'vmt-net1');
+  assert.equal(planMeta(n, 'brq1', [p('b', '10.0.0.11', '')], 'x', '/s', '10.250.0.1', w), undefined);
+  assert.deepEqual(neighborLines('mt-x', [{ ip: '10.0.0.10', mac: 'fa:16:3e:00:00:0a' }, { ip: '10.0.0.12', mac: 'fa:16:3e:00:00:0c' }], [
+    { ip: '10.0.0.10', mac: 'fa:16:3e:00:00:0a', dev: 'mt-x', permanent: true },
+    { ip: '10.0.0.11', mac: 'fa:16:3e:00:00:0b', dev: 'mt-x', permanent: true },
+    { ip: '10.0.0.99', mac: 'fa:16:3e:00:00:99', dev: 'mt-x', permanent: false },
+  ]), ['neigh del 10.0.0.11 dev mt-x', 'neigh replace 10.0.0.12 lladdr fa:16:3e:00:00:0c dev mt-x nud permanent']);
+  const fw = renderFirewall({ ports: [], bridges: [], securityGroups: [], metadataRedirects: [{ devices: ['tapa', 'tapb'], mac: m.mac }] });
+  assert.match(fw.text, new RegExp(`iifname \\{ "tapa", "tapb" \\} ip daddr 169\\.254\\.169\\.254 tcp dport 80 ether daddr set ${m.mac}`));
 });

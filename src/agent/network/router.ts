@@ -18,7 +18,8 @@ import { checkIp, cidrText, parseCidr } from './names.ts';
 
 export const ROUTER_TABLE = 'gureum';
 
-export interface RouterRoute { dst: string; via: string; dev?: string }
+/** A route: via a next hop, or on-link through `dev` when `via` is undefined. */
+export interface RouterRoute { dst: string; via?: string; dev?: string }
 
 export interface RouterPlan {
   routes: RouterRoute[];
@@ -87,7 +88,7 @@ function normalRouteDst(r: Route): string {
   return cidrText(parseCidr('route', r.dst));
 }
 
-/** `ip` batch lines that make the namespace's static routes exactly `want`. */
+/** `ip` batch lines that make the namespace's static routes (`proto static`) exactly `want`. */
 export async function routeLines(ns: string, want: RouterRoute[]): Promise<string[]> {
   const have = [...await listRoutes(ns, 4, 'static'), ...await listRoutes(ns, 6, 'static')];
   const key = (dst: string, via: string | undefined) => `${dst} ${via ?? ''}`;
@@ -100,7 +101,7 @@ export async function routeLines(ns: string, want: RouterRoute[]): Promise<strin
   }
   for (const w of want) {
     if (haveKeys.has(key(w.dst, w.via))) continue;
-    lines.push(`route replace ${w.dst} via ${w.via}${w.dev ? ` dev ${w.dev}` : ''} proto static`);
+    lines.push(`route replace ${w.dst}${w.via ? ` via ${w.via}` : ''}${w.dev ? ` dev ${w.dev}` : ''} proto static`);
   }
   return lines;
 }
