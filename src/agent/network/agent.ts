@@ -100,7 +100,7 @@ export class NetworkAgent {
   private firewallTables?: NftTable[];
   private fdbApplied?: string;
   /** Namespace → spec key and namespace inode it was last converged with. */
-  private readonly nsApplied = new Map<string, { key: string; inode: number }>();
+  private readonly nsApplied = new Map<string, { key: string; inode: number; neighbors?: { ip: string; mac: string }[] }>();
   private model?: Model;
   private metadataIndex = new Map<string, Map<string, string>>();
   /** Taps handed out by ensurePortDevice, kept even before a state lists their port. */
@@ -364,11 +364,20 @@ export class NetworkAgent {
       await forEachLimit(nsSpecs, 4, async (spec) => {
         const plan = routerPlans.get(spec.ns);
         const meta = metas.get(spec.ns);
-        const key = JSON.stringify([spec, plan?.routes, plan?.nat, meta?.routes, meta?.neighbors]);
+        const key = JSON.stringify([spec, plan?.routes, plan?.nat, meta?.routes]);
         const inode = await namespaceInode(spec.ns);
         const prev = this.nsApplied.get(spec.ns);
-        if (!deep && !dirty.has(spec.ns) && prev && prev.key === key && prev.inode === inode) return;
         const errorsBefore = rep.errors.length;
+        if (!deep && !dirty.has(spec.ns) && prev && prev.key === key && prev.inode === inode) {
+          // unchanged but for a metadata namespace's neighbours (a port came or went): only those, from what was applied
+          if (meta && prev.neighbors && JSON.stringify(prev.neighbors) !== JSON.stringify(meta.neighbors)) {
+            const had = prev.neighbors.map((n) => ({ ...n, dev: meta.spec.interfaces[0]!.name, permanent: true }));
+            await this.runBatch('ip', spec.ns, neighborLines(meta.spec.interfaces[0]!.name, meta.neighbors, had), `metadata namespace ${spec.ns}`, rep);
+            if (rep.errors.length === errorsBefore) prev.neighbors = meta.neighbors;
+            else this.nsApplied.delete(spec.ns);
+          }
+          return;
+        }
         try {
           if (created.has(spec.ns) || deep) {
             await batch('ip', spec.ns, ['link set lo up']);
@@ -399,7 +408,7 @@ export class NetworkAgent {
         } catch (e) {
           rep.errors.push({ what: `namespace ${spec.ns}`, error: message(e) });
         }
-        if (rep.errors.length === errorsBefore && inode !== undefined) this.nsApplied.set(spec.ns, { key, inode });
+        if (rep.errors.length === errorsBefore && inode !== undefined) this.nsApplied.set(spec.ns, { key, inode, neighbors: meta?.neighbors });
         else this.nsApplied.delete(spec.ns);
       });
     });
