@@ -396,11 +396,6 @@ export function firewallDelta(prev: NftTable[], next: NftTable[]): string {
   return all.length ? all.join('\n') + '\n' : '';
 }
 
-/** The (empty) tables, for an agent with nothing to filter — and the way to remove them. */
-export function renderFirewallRemoval(): string {
-  return `table bridge ${TABLE}\ndelete table bridge ${TABLE}\ntable inet ${TABLE}\ndelete table inet ${TABLE}\n`;
-}
-
 /** Loads a ruleset atomically (`nft -f -`) in a namespace. */
 export async function loadRuleset(ns: string | undefined, text: string): Promise<void> {
   await runIn(ns, 'nft', ['-f', '-'], { input: text });

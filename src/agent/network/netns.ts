@@ -60,9 +60,3 @@ export function planNamespace(spec: NsSpec, observed: LinkAddresses[]): string[]
   }
   return lines;
 }
-
-/** Interfaces listed in the spec but absent inside the namespace. */
-export function missingInside(spec: NsSpec, observed: LinkAddresses[]): NsInterface[] {
-  const have = new Set(observed.map((l) => l.name));
-  return spec.interfaces.filter((i) => !have.has(i.name));
-}
