@@ -86,6 +86,37 @@ definePolicies({
   get_security_group_rule: anyOf(projectReader, allOf(reader, ownProject('security_group_project_id'))),
   delete_security_group_rule: anyOf(projectMember, allOf(member, ownProject('security_group_project_id'))),
 
+  // L3 (Neutron's router and floatingip policies): members of the router's / floating IP's
+  // project; the gateway's SNAT switch, fixed external addresses, DVR/HA and a chosen
+  // floating IP address are admin-only.
+  create_router: projectMember,
+  'create_router:external_gateway_info': projectMember,
+  'create_router:external_gateway_info:network_id': projectMember,
+  'create_router:external_gateway_info:enable_snat': admin,
+  'create_router:external_gateway_info:external_fixed_ips': admin,
+  'create_router:distributed': admin,
+  'create_router:ha': admin,
+  get_router: projectReader,
+  'get_router:distributed': admin,
+  'get_router:ha': admin,
+  update_router: projectMember,
+  'update_router:external_gateway_info': projectMember,
+  'update_router:external_gateway_info:network_id': projectMember,
+  'update_router:external_gateway_info:enable_snat': admin,
+  'update_router:external_gateway_info:external_fixed_ips': admin,
+  'update_router:distributed': admin,
+  'update_router:ha': admin,
+  delete_router: projectMember,
+  add_router_interface: projectMember,
+  remove_router_interface: projectMember,
+  add_extraroutes: projectMember,
+  remove_extraroutes: projectMember,
+  create_floatingip: projectMember,
+  'create_floatingip:floating_ip_address': admin,
+  get_floatingip: projectReader,
+  update_floatingip: projectMember,
+  delete_floatingip: projectMember,
+
   get_quota: projectReader,
   get_quotas: admin,
   update_quota: admin,
@@ -96,7 +127,7 @@ definePolicies({
 });
 
 // Tags follow the resource: readers see them with the resource, members of its project change them.
-for (const r of ['network', 'subnet', 'port', 'security_group']) {
+for (const r of ['network', 'subnet', 'port', 'security_group', 'router', 'floatingip']) {
   definePolicies({
     [`create_${r}:tags`]: r === 'subnet' || r === 'port' ? anyOf(projectMember, netOwnerMember) : projectMember,
     [`update_${r}:tags`]: r === 'subnet' || r === 'port' ? anyOf(projectMember, netOwnerMember) : projectMember,

@@ -2,6 +2,7 @@ import type { AuthContext } from '../../api/context.ts';
 import { deviceNames } from '../../bus/network.ts';
 import { checkDnsName, checkQuota, checkRevision, inTransaction, networkTarget, newUuid, notify, ownerOf, randomMac, scopeOf } from './common.ts';
 import { err, NeutronError } from './errors.ts';
+import { disassociatePortFloatingIps } from './floating-ips.ts';
 import { allocate, claimExact, claimLowest, resolveFixedIps, type FixedIpRequest } from './ipam.ts';
 import { canonicalMac, eui64, formatIp, parseCidr } from './netaddr.ts';
 import { visibleNetwork } from './networks.ts';
@@ -339,6 +340,7 @@ const L3_OWNERS = [DEVICE_OWNER_ROUTER_INTF, DEVICE_OWNER_ROUTER_GW, DEVICE_OWNE
 export async function deletePort(deps: NetworkDeps, auth: AuthContext, id: string, expected: number | undefined): Promise<void> {
   const { port, network } = await visiblePort(deps.db, auth, id);
   authorize(auth, 'delete_port', networkTarget(network, { project_id: port.project_id }));
+  let disassociated = 0;
   await inTransaction(deps, async (trx) => {
     const rev = await store.lockRevision(trx, 'ports', id);
     if (rev === undefined) throw err.portNotFound(id);
@@ -351,8 +353,11 @@ export async function deletePort(deps: NetworkDeps, auth: AuthContext, id: strin
         throw new NeutronError(409, `Port ${id} cannot be deleted directly via the port API: has device owner ${port.device_owner}.`, 'ServicePortInUse');
       }
     }
+    // Neutron's disassociate_floatingips: the port's floating IPs stay allocated, unassociated.
+    disassociated = await disassociatePortFloatingIps(trx, id);
     await store.deletePortRow(trx, id);
   });
   notify(deps, 'port');
+  if (disassociated) notify(deps, 'floatingip');
 }
 

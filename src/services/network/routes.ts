@@ -4,9 +4,11 @@ import { neutronError } from './errors.ts';
 import { networkBase, send, withJson } from './http.ts';
 import { caller } from './policy.ts';
 import { extensionRoutes } from './routes/extensions.ts';
+import { floatingIpRoutes } from './routes/floating-ips.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { portRoutes } from './routes/ports.ts';
 import { quotaRoutes } from './routes/quotas.ts';
+import { routerRoutes } from './routes/routers.ts';
 import { securityGroupRoutes } from './routes/security-groups.ts';
 import { subnetRoutes } from './routes/subnets.ts';
 import { tagRoutes } from './routes/tags.ts';
@@ -22,6 +24,7 @@ import type { NetworkDeps } from './types.ts';
 const RESOURCES: [string, string][] = [
   ['network', 'networks'], ['subnet', 'subnets'], ['port', 'ports'], ['security_group', 'security-groups'],
   ['security_group_rule', 'security-group-rules'], ['quota', 'quotas'], ['extension', 'extensions'], ['availability_zone', 'availability_zones'],
+  ['router', 'routers'], ['floatingip', 'floatingips'],
 ];
 
 function versionDoc(req: FastifyRequest) {
@@ -47,6 +50,8 @@ export function networkApiRoutes(app: FastifyInstance, deps: NetworkDeps): void 
   subnetRoutes(app, deps);
   portRoutes(app, deps);
   securityGroupRoutes(app, deps);
+  routerRoutes(app, deps);
+  floatingIpRoutes(app, deps);
   quotaRoutes(app, deps);
   extensionRoutes(app);
   tagRoutes(app, deps);

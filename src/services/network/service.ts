@@ -1,6 +1,8 @@
 import type { AuthContext } from '../../api/context.ts';
+import * as floatingIps from './floating-ips.ts';
 import * as networks from './networks.ts';
 import * as ports from './ports.ts';
+import * as routers from './routers.ts';
 import * as groups from './security-groups.ts';
 import * as store from './store.ts';
 import * as subnets from './subnets.ts';
@@ -31,6 +33,14 @@ export class NetworkService {
   createPorts(auth: AuthContext, inputs: ports.PortInput[]): Promise<PortView[]> { return ports.createPorts(this.deps, auth, inputs); }
   updatePort(auth: AuthContext, id: string, input: ports.PortInput) { return ports.updatePort(this.deps, auth, id, input, undefined); }
   deletePort(auth: AuthContext, id: string) { return ports.deletePort(this.deps, auth, id, undefined); }
+
+  showRouter(auth: AuthContext, id: string) { return routers.showRouter(this.deps, auth, id); }
+  listRouters(auth: AuthContext) { return routers.listRouters(this.deps, auth); }
+  /** Floating IPs the caller may see, narrowed by ids or by the ports they NAT to (an instance's ports). */
+  listFloatingIps(auth: AuthContext, narrow: { ids?: string[]; fixedPortIds?: string[] } = {}) { return floatingIps.listFloatingIps(this.deps, auth, narrow); }
+  showFloatingIp(auth: AuthContext, id: string) { return floatingIps.showFloatingIp(this.deps, auth, id); }
+  /** Associate (port_id) or disassociate (port_id null) a floating IP, with the API's checks. */
+  updateFloatingIp(auth: AuthContext, id: string, input: floatingIps.FloatingIpInput) { return floatingIps.updateFloatingIp(this.deps, auth, id, input, undefined); }
 
   showSecurityGroup(auth: AuthContext, id: string) { return groups.showGroup(this.deps, auth, id); }
   listSecurityGroups(auth: AuthContext) { return groups.listGroups(this.deps, auth, undefined); }

@@ -4,7 +4,9 @@ import { checkTags, inTransaction, networkTarget } from './common.ts';
 import { err } from './errors.ts';
 import { visibleNetwork } from './networks.ts';
 import { authorize } from './policy.ts';
+import { visibleFloatingIp } from './floating-ips.ts';
 import { visiblePort } from './ports.ts';
+import { visibleRouter } from './routers.ts';
 import { visibleGroup } from './security-groups.ts';
 import * as store from './store.ts';
 import { visibleSubnet } from './subnets.ts';
@@ -34,6 +36,14 @@ export const TAGGABLE: Record<string, Taggable> = {
   ports: {
     member: 'port', table: 'ports',
     load: async (db, auth, id) => { const { port, network } = await visiblePort(db, auth, id); return networkTarget(network, { project_id: port.project_id }); },
+  },
+  routers: {
+    member: 'router', table: 'routers',
+    load: async (db, auth, id) => ({ project_id: (await visibleRouter(db, auth, id)).project_id }),
+  },
+  floatingips: {
+    member: 'floatingip', table: 'floatingips',
+    load: async (db, auth, id) => ({ project_id: (await visibleFloatingIp(db, auth, id)).project_id }),
   },
   'security-groups': {
     member: 'security_group', table: 'security_groups',
