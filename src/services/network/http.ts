@@ -3,7 +3,7 @@ import type { TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { err } from './errors.ts';
 import { parseBool, type RawQuery } from './query.ts';
-import type { Json, View } from './types.ts';
+import type { Json } from './types.ts';
 
 /** HTTP conventions shared by every networking route: URLs, bodies, If-Match, `.json` suffixes. */
 
@@ -167,4 +167,3 @@ export function requestedProject(data: Obj): string | undefined {
   return typeof p === 'string' ? p : typeof t === 'string' ? t : undefined;
 }
 
-export type { View };

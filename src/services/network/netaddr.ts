@@ -101,8 +101,6 @@ export function canonicalIp(s: unknown): string | null {
   return ip ? formatIp(ip.version, ip.value) : null;
 }
 
-export function ipText(ip: Ip): string { return formatIp(ip.version, ip.value); }
-
 /** Parse an address with an optional /prefix; `address` keeps the address as given, host bits and all. */
 export function parseCidr(s: unknown, opts: { requirePrefix?: boolean } = {}): (Cidr & { address: bigint }) | null {
   if (typeof s !== 'string') return null;
@@ -130,7 +128,6 @@ export function cidrText(c: Cidr): string { return `${formatIp(c.version, c.netw
 
 export function firstIp(c: Cidr): bigint { return c.network; }
 export function lastIp(c: Cidr): bigint { return c.network | ((1n << BigInt(BITS[c.version] - c.prefix)) - 1n); }
-export function cidrSize(c: Cidr): bigint { return 1n << BigInt(BITS[c.version] - c.prefix); }
 
 export function cidrContains(c: Cidr, ip: Ip): boolean {
   return ip.version === c.version && (ip.value & netmask(c.version, c.prefix)) === c.network;

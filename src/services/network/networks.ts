@@ -19,8 +19,6 @@ export interface NetworkInput {
   network_type?: string; physical_network?: string | null; segmentation_id?: number | null; tags?: string[];
 }
 
-const PROVIDER_KEYS = ['provider:network_type', 'provider:physical_network', 'provider:segmentation_id'] as const;
-
 export function networkView(n: NetworkRecord, auth: AuthContext, cfg: NetworkDeps['cfg']): NetworkView {
   const v: NetworkView = {
     id: n.id, name: n.name, project_id: n.project_id, tenant_id: n.project_id, status: n.status, admin_state_up: n.admin_state_up,
@@ -255,4 +253,3 @@ export async function deleteNetwork(deps: NetworkDeps, auth: AuthContext, id: st
   notify(deps, 'network');
 }
 
-export { PROVIDER_KEYS };

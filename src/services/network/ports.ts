@@ -143,7 +143,7 @@ async function insertWithMac(deps: NetworkDeps, db: store.Q, row: Parameters<typ
 }
 
 /** Create one port inside `trx` (a bulk create runs several in one transaction). */
-async function createPortIn(deps: NetworkDeps, trx: store.Q, auth: AuthContext, input: PortInput, net: NetworkRecord, project: string): Promise<string> {
+async function createPortIn(deps: NetworkDeps, trx: store.Q, input: PortInput, net: NetworkRecord, project: string): Promise<string> {
   await checkQuota(deps, trx, project, 'port');
   const owner = input.device_owner ?? '';
   const trusted = isTrustedOwner(owner);
@@ -192,7 +192,7 @@ export async function createPorts(deps: NetworkDeps, auth: AuthContext, inputs: 
   }
   const ids = await inTransaction(deps, async (trx) => {
     const out: string[] = [];
-    for (const p of plans) out.push(await createPortIn(deps, trx, auth, p.input, p.net, p.project));
+    for (const p of plans) out.push(await createPortIn(deps, trx, p.input, p.net, p.project));
     return out;
   });
   notify(deps, 'port');

@@ -218,11 +218,10 @@ function normaliseProtocol(p: string | number | null | undefined, ethertype: 'IP
   return s;
 }
 
-function portValue(attr: string, v: number | string | null | undefined): number | null {
+function portValue(v: number | string | null | undefined): number | null {
   if (v === undefined || v === null || v === '') return null;
   const n = typeof v === 'number' ? v : /^-?\d+$/.test(v) ? Number(v) : NaN;
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new NeutronError(400, `Invalid input for operation: Invalid value for port ${String(v)}.`, 'SecurityGroupInvalidPortValue');
-  void attr;
   return n;
 }
 
@@ -269,8 +268,8 @@ function checkRule(req: RuleRequest): RuleInput {
     throw new NeutronError(400, `Invalid ethertype ${ethertype} for protocol ${protocol}.`, 'SecurityGroupEthertypeConflictWithProtocol');
   }
   const rule: RuleInput = {
-    direction: req.direction, ethertype, protocol, port_range_min: portValue('port_range_min', req.port_range_min),
-    port_range_max: portValue('port_range_max', req.port_range_max), remote_ip_prefix: null, remote_group_id: req.remote_group_id ?? null,
+    direction: req.direction, ethertype, protocol, port_range_min: portValue(req.port_range_min),
+    port_range_max: portValue(req.port_range_max), remote_ip_prefix: null, remote_group_id: req.remote_group_id ?? null,
     description: req.description ?? '',
   };
   checkPortRange(rule);
@@ -306,9 +305,7 @@ export async function createRules(deps: NetworkDeps, auth: AuthContext, requests
     const seen = new Set<string>();
     for (const req of requests) {
       const project = ownerOf(auth, req.project);
-      const group = await visibleGroup(trx, auth, req.security_group_id).catch((e: unknown) => {
-        throw e instanceof NeutronError && e.status === 404 ? err.securityGroupNotFound(req.security_group_id) : e;
-      });
+      const group = await visibleGroup(trx, auth, req.security_group_id);
       authorize(auth, 'create_security_group_rule', { project_id: project, security_group_project_id: group.project_id });
       const rule = checkRule(req);
       if (rule.remote_group_id !== null) {

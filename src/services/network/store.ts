@@ -187,17 +187,6 @@ export async function insertSegment(db: Q, seg: { id: string; network_id: string
   return r !== undefined;
 }
 
-export async function updateSegment(db: Q, networkId: string, set: { network_type: string; physical_network: string; segmentation_id: number }): Promise<boolean> {
-  try {
-    await db.updateTable('network_segments').set(set).where('network_id', '=', networkId).execute();
-    return true;
-  } catch (e) {
-    const code = (e as { code?: unknown }).code;
-    if (code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE') return false;
-    throw e;
-  }
-}
-
 /** Segmentation ids in use for a type, ascending (the VNI allocator finds the lowest gap). */
 export async function usedSegmentationIds(db: Q, type: string, from: number, to: number): Promise<number[]> {
   const rows = await db.selectFrom('network_segments').select('segmentation_id').where('network_type', '=', type)
@@ -319,10 +308,6 @@ export async function releaseIps(db: Q, portId: string, ips?: string[]): Promise
 /** The addresses taken in a subnet, as text (the allocator sorts them numerically). */
 export async function allocatedIps(db: Q, subnetId: string): Promise<string[]> {
   return (await db.selectFrom('ip_allocations').select('ip_address').where('subnet_id', '=', subnetId).execute()).map((r) => r.ip_address);
-}
-
-export async function allocationsOfSubnet(db: Q, subnetId: string): Promise<Allocation[]> {
-  return db.selectFrom('ip_allocations').selectAll().where('subnet_id', '=', subnetId).execute();
 }
 
 export async function allocationsOfNetwork(db: Q, networkId: string): Promise<Allocation[]> {

@@ -39,9 +39,9 @@ describe('networking API conventions', () => {
       'extra_dhcp_opt', 'dns-integration', 'project-id', 'pagination', 'sorting']) {
       assert.equal((await call('alice', 'GET', `/extensions/${alias}`)).body.extension?.alias, alias);
     }
-    const r = await call('alice', 'GET', '/extensions/router');
+    const r = await call('alice', 'GET', '/extensions/qos');
     assert.equal(r.status, 404);
-    assert.equal(r.body.NeutronError?.message, 'Extension with alias router does not exist');
+    assert.equal(r.body.NeutronError?.message, 'Extension with alias qos does not exist');
   });
 
   test('filters: any attribute, a repeated key is OR, different keys AND; booleans and numbers parsed; unknown ones 400', async () => {
@@ -182,7 +182,7 @@ describe('networking API conventions', () => {
   });
 
   test('errors are NeutronError bodies: unknown URLs, bad JSON, no token', async () => {
-    let r = await call('alice', 'GET', '/routers');
+    let r = await call('alice', 'GET', '/qos/policies');
     assert.equal(r.status, 404);
     assert.equal(r.body.NeutronError?.type, 'HTTPNotFound');
     r = await call(null, 'GET', '/networks');
