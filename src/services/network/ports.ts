@@ -335,6 +335,30 @@ export async function updatePort(deps: NetworkDeps, auth: AuthContext, id: strin
   return portView((await store.getPort(deps.db, id))!, auth, net, deps.cfg);
 }
 
+export const PORT_STATUSES = ['ACTIVE', 'DOWN', 'BUILD', 'ERROR'] as const;
+
+/**
+ * Record what the agents report (the controller's side, no caller policy): ports become
+ * ACTIVE once plugged, DOWN when not. Each port whose status changes gets a new revision.
+ * Returns the ids that changed.
+ */
+export async function setPortStatus(deps: NetworkDeps, portIds: string[], status: (typeof PORT_STATUSES)[number]): Promise<string[]> {
+  if (!PORT_STATUSES.includes(status)) throw err.badAttr('status', `'${String(status)}' is not in [${PORT_STATUSES.map((x) => `'${x}'`).join(', ')}]`);
+  const changed = await inTransaction(deps, async (trx) => {
+    const out: string[] = [];
+    for (const id of portIds) {
+      const row = await trx.selectFrom('ports').select('status').where('id', '=', id).executeTakeFirst();
+      if (!row || row.status === status) continue;
+      await store.updatePortRow(trx, id, { status });
+      await store.bump(trx, 'ports', id);
+      out.push(id);
+    }
+    return out;
+  });
+  if (changed.length) notify(deps, 'port_status');
+  return changed;
+}
+
 const L3_OWNERS = [DEVICE_OWNER_ROUTER_INTF, DEVICE_OWNER_ROUTER_GW, DEVICE_OWNER_FLOATINGIP];
 
 export async function deletePort(deps: NetworkDeps, auth: AuthContext, id: string, expected: number | undefined): Promise<void> {

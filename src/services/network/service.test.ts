@@ -82,6 +82,20 @@ describe('network service (in-process use by the controller)', () => {
     assert.equal(systemAuth('p-x').projectId, 'p-x');
   });
 
+  test('setPortStatus: what the agents report, with a new revision per change', async () => {
+    const net = await svc.createNetwork(USERS.alice, { name: 'st' });
+    const [p] = await svc.createPorts(USERS.alice, [{ network_id: net.id }]);
+    changes.length = 0;
+    assert.deepEqual(await svc.setPortStatus([p!.id, 'no-such-port'], 'ACTIVE'), [p!.id]);
+    assert.deepEqual(await svc.setPortStatus([p!.id], 'ACTIVE'), [], 'no change, no revision');
+    const shown = await svc.showPort(USERS.alice, p!.id);
+    assert.equal(shown.status, 'ACTIVE');
+    assert.equal(shown.revision_number, p!.revision_number + 1);
+    assert.deepEqual(changes, ['port_status']);
+    await svc.deletePort(USERS.alice, p!.id);
+    await svc.deleteNetwork(USERS.alice, net.id);
+  });
+
   test('gureum.yaml network: settings', () => {
     assert.deepEqual(networkSettings(undefined), DEFAULT_NETWORK_CONFIG);
     const s = networkSettings({ vni_ranges: '1000:1999', physical_networks: ['public', 'lab'], dns_domain: 'cloud.example', quotas: { port: 50 } });

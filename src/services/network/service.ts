@@ -33,6 +33,8 @@ export class NetworkService {
   createPorts(auth: AuthContext, inputs: ports.PortInput[]): Promise<PortView[]> { return ports.createPorts(this.deps, auth, inputs); }
   updatePort(auth: AuthContext, id: string, input: ports.PortInput) { return ports.updatePort(this.deps, auth, id, input, undefined); }
   deletePort(auth: AuthContext, id: string) { return ports.deletePort(this.deps, auth, id, undefined); }
+  /** What the agents report about ports (ACTIVE once plugged); returns the ids whose status changed. */
+  setPortStatus(portIds: string[], status: (typeof ports.PORT_STATUSES)[number]) { return ports.setPortStatus(this.deps, portIds, status); }
 
   showRouter(auth: AuthContext, id: string) { return routers.showRouter(this.deps, auth, id); }
   listRouters(auth: AuthContext) { return routers.listRouters(this.deps, auth); }
