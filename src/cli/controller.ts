@@ -123,7 +123,8 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
   await conductor.start();
   const hostStatus = computeHostStatus(computeDeps);
   networkDeps.changed = (what) => {
-    agentSync.changed();
+    // Agents' own port status reports change nothing they need to pull.
+    if (what !== 'port_status') agentSync.changed();
     // Ports and floating IPs show in server views: refresh compute's network info cache (Nova's network-changed event).
     if (what === 'port' || what === 'floatingip' || what === 'router') conductor.refreshNetworkInfo();
   };
