@@ -322,3 +322,12 @@ export async function disassociatePortFloatingIps(db: store.Q, portId: string): 
   }
   return rows.length;
 }
+
+/**
+ * Neutron's prevent_internal_ip_change_for_fip: a port update may not take away the fixed
+ * address a floating IP is NATed to (400, Neutron's wording). Runs inside the update.
+ */
+export async function keepFloatingIpAddresses(db: store.Q, portId: string, dropped: string[]): Promise<void> {
+  const used = await db.selectFrom('floatingips').select('fixed_ip_address').where('fixed_port_id', '=', portId).where('fixed_ip_address', 'in', dropped).executeTakeFirst();
+  if (used) throw badRequest('port', `Cannot update the fixed_ips of the port ${portId}, because its original fixed_ip has been associated to a floating ip`);
+}

@@ -2,7 +2,7 @@ import type { AuthContext } from '../../api/context.ts';
 import { deviceNames } from '../../bus/network.ts';
 import { checkDnsName, checkQuota, checkRevision, inTransaction, networkTarget, newUuid, notify, ownerOf, randomMac, scopeOf } from './common.ts';
 import { err, NeutronError } from './errors.ts';
-import { disassociatePortFloatingIps } from './floating-ips.ts';
+import { disassociatePortFloatingIps, keepFloatingIpAddresses } from './floating-ips.ts';
 import { allocate, claimExact, claimLowest, resolveFixedIps, type FixedIpRequest } from './ipam.ts';
 import { canonicalMac, eui64, formatIp, parseCidr } from './netaddr.ts';
 import { visibleNetwork } from './networks.ts';
@@ -313,6 +313,8 @@ export async function updatePort(deps: NetworkDeps, auth: AuthContext, id: strin
       const subnets = await store.loadSubnets(trx, { networkIds: [p.network_id] });
       const plan = planFixedIps(p, resolveFixedIps(p.network_id, subnets, input.fixed_ips));
       const drop = p.fixed_ips.map((f) => f.ip_address).filter((ip) => !plan.keep.includes(ip));
+      // Neutron's prevent_internal_ip_change_for_fip: a floating IP's fixed address stays.
+      if (drop.length) await keepFloatingIpAddresses(trx, id, drop);
       if (drop.length || plan.claim.length) {
         await store.releaseIps(trx, id, drop);
         const ref = { id, network_id: p.network_id, mac_address: mac, device_owner: set.device_owner ?? p.device_owner };

@@ -149,6 +149,13 @@ describe('floating IPs', () => {
     assert.equal(m2.port_id, other.id);
     assert.equal(m2.fixed_ip_address, other.fixed_ips[0]!.ip_address);
 
+    // The port may not lose the fixed address the floating IP is NATed to; other changes are fine.
+    await f.refused('alice', 'PUT', `/ports/${other.id}`, { port: { fixed_ips: [{ subnet_id: f.sub, ip_address: '10.0.0.200' }] } }, 400, 'BadRequest',
+      `Bad port request: Cannot update the fixed_ips of the port ${other.id}, because its original fixed_ip has been associated to a floating ip.`);
+    const both = await f.call('alice', 'PUT', `/ports/${other.id}`, { port: { fixed_ips: [{ ip_address: m2.fixed_ip_address! }, { ip_address: '10.0.0.200' }] } });
+    assert.equal(both.status, 200, JSON.stringify(both.body));
+    assert.equal((await f.call('alice', 'PUT', `/ports/${other.id}`, { port: { fixed_ips: [{ ip_address: m2.fixed_ip_address! }] } })).status, 200);
+
     // Deleting the port disassociates its floating IP (Neutron's disassociate_floatingips).
     f.changes.length = 0;
     assert.equal((await f.call('alice', 'DELETE', `/ports/${other.id}`)).status, 204);
@@ -156,6 +163,7 @@ describe('floating IPs', () => {
     const after = (await f.call('alice', 'GET', `/floatingips/${second.id}`)).body.floatingip!;
     assert.deepEqual([after.port_id, after.fixed_ip_address, after.router_id, after.status], [null, null, null, 'DOWN']);
     assert.equal(after.revision_number, m2.revision_number + 1);
+    assert.equal((await f.call('alice', 'GET', `/ports/${other.id}`)).status, 404);
     for (const id of [fip.id, second.id]) await f.call('alice', 'DELETE', `/floatingips/${id}`);
   });
 

@@ -114,6 +114,16 @@ describe('routers', () => {
     await f.refused('admin', 'POST', '/routers', { router: { project_id: 'p-one', external_gateway_info: { network_id: f.pub, external_fixed_ips: [{ ip_address: '172.24.4.50' }] } } },
       409, 'IpAddressAlreadyAllocated', `IP address 172.24.4.50 already allocated in subnet ${f.pubSub}`);
 
+    // Moving to another external network: the old port goes, a new one comes.
+    const ext2 = (await f.call('admin', 'POST', '/networks', { network: { name: 'ext2', 'router:external': true } })).body.network!.id;
+    const ext2Sub = (await f.call('admin', 'POST', '/subnets', { subnet: { network_id: ext2, ip_version: 4, cidr: '198.51.100.0/24', enable_dhcp: false } })).body.subnet!.id;
+    const moved = (await f.call('alice', 'PUT', `/routers/${r.id}`, { router: { external_gateway_info: { network_id: ext2 } } })).body.router!;
+    assert.deepEqual(moved.external_gateway_info, { network_id: ext2, enable_snat: true, external_fixed_ips: [{ subnet_id: ext2Sub, ip_address: '198.51.100.2' }] });
+    assert.equal((await f.call('admin', 'GET', `/ports/${gw!.id}`)).status, 404, 'the old gateway port is gone');
+    assert.equal((await gwPortOf(r.id)).length, 1);
+    await f.call('alice', 'PUT', `/routers/${r.id}`, { router: { external_gateway_info: { network_id: f.pub } } });
+    await f.call('admin', 'DELETE', `/networks/${ext2}`);
+
     // Clearing: null or {} deletes the gateway port and its address.
     const cleared = (await f.call('alice', 'PUT', `/routers/${r.id}`, { router: { external_gateway_info: {} } })).body.router!;
     assert.equal(cleared.external_gateway_info, null);
