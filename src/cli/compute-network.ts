@@ -35,12 +35,12 @@ export function computeNetworkApi(net: NetworkService, db: Db): NetworkApi {
     });
   }
 
-  async function vifsOf(instanceUuid: string, ports: PortView[], preserve: Set<string>): Promise<VifInfo[]> {
+  async function vifsOf(ports: PortView[], preserve: Set<string>): Promise<VifInfo[]> {
     const out: VifInfo[] = [];
     for (const p of ports) {
       const admin = systemAuth(p.project_id);
       const n = await net.showNetwork(admin, p.network_id);
-      const fips = await db.selectFrom('floatingips').select('floating_ip_address').where('fixed_port_id', '=', p.id).execute();
+      const fips = await net.listFloatingIps(admin, { fixedPortIds: [p.id] });
       const names: string[] = [];
       for (const g of p.security_groups) names.push(await net.showSecurityGroup(admin, g).then((x) => x.name, () => g));
       out.push({
@@ -49,16 +49,13 @@ export function computeNetworkApi(net: NetworkService, db: Db): NetworkApi {
         floatingIps: fips.map((f) => f.floating_ip_address), securityGroups: names, preserveOnDelete: preserve.has(p.id),
       });
     }
-    void instanceUuid;
     return out;
   }
 
-  /** The instance's ports in the order it got them (created_at, then id). */
+  /** The instance's ports in the order it got them (created_at, then id), whatever their project. */
   async function portsOf(instanceUuid: string): Promise<PortView[]> {
-    const rows = await db.selectFrom('ports').select(['id', 'project_id']).where('device_id', '=', instanceUuid).orderBy('created_at').orderBy('id').execute();
-    const out: PortView[] = [];
-    for (const r of rows) out.push(await net.showPort(systemAuth(r.project_id), r.id));
-    return out;
+    const ports = await net.listPorts(systemAuth(''), { deviceIds: [instanceUuid] });
+    return ports.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
   }
 
   const preserved = async (instanceUuid: string): Promise<Set<string>> => {
@@ -136,7 +133,7 @@ export function computeNetworkApi(net: NetworkService, db: Db): NetworkApi {
           }
         }
         req.log.info({ instance: req.instanceUuid, ports: ordered.map((p) => p.id), host: req.host }, 'ports allocated');
-        return await vifsOf(req.instanceUuid, ordered, new Set(claimed));
+        return await vifsOf(ordered, new Set(claimed));
       } catch (e) {
         for (const id of created) await net.deletePort(admin, id).catch(() => undefined);
         for (const id of claimed) await net.updatePort(admin, id, { device_id: '', device_owner: '', host_id: '' }).catch(() => undefined);
@@ -145,7 +142,7 @@ export function computeNetworkApi(net: NetworkService, db: Db): NetworkApi {
     },
 
     async vifs(instanceUuid) {
-      return vifsOf(instanceUuid, await portsOf(instanceUuid), await preserved(instanceUuid));
+      return vifsOf(await portsOf(instanceUuid), await preserved(instanceUuid));
     },
 
     async deallocate(instanceUuid, log: Logger) {

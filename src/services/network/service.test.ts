@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { OpenDatabase } from '../../db/index.ts';
 import { networkSettings } from './config.ts';
 import { caller, harness, USERS, type App } from './routes/test-harness.ts';
-import { NetworkService, systemAuth } from './service.ts';
+import { NetworkService } from './service.ts';
 import * as store from './store.ts';
 import { DEFAULT_NETWORK_CONFIG, type NetworkDeps } from './types.ts';
 
@@ -64,22 +64,6 @@ describe('network service (in-process use by the controller)', () => {
     await call('alice', 'DELETE', `/subnets/${sub.id}`);
     await call('alice', 'DELETE', `/networks/${net.id}`);
     assert.deepEqual(changes, ['network', 'subnet', 'port', 'security_group_rule', 'port', 'port', 'subnet', 'network']);
-  });
-
-  test('store helpers the controller uses for agent state: ports by host, hosts per network, groups with member addresses', async () => {
-    const net = (await call('alice', 'POST', '/networks', { network: {} })).body.network!;
-    await call('alice', 'POST', '/subnets', { subnet: { network_id: net.id, ip_version: 4, cidr: '10.8.0.0/24' } });
-    const g = (await call('alice', 'POST', '/security-groups', { security_group: { name: 'members' } })).body.security_group!;
-    const p1 = (await call('admin', 'POST', '/ports', { port: { network_id: net.id, 'binding:host_id': 'h1', security_groups: [g.id], project_id: 'p-one' } })).body.port!;
-    const p2 = (await call('admin', 'POST', '/ports', { port: { network_id: net.id, 'binding:host_id': 'h2', security_groups: [g.id], project_id: 'p-one' } })).body.port!;
-    assert.deepEqual((await store.portsOnHost(deps.db, 'h1')).map((p) => p.id), [p1.id]);
-    assert.deepEqual((await store.portsOnNetwork(deps.db, net.id)).map((p) => p.id).sort(), [p1.id, p2.id].sort());
-    assert.deepEqual((await store.hostsOfNetworks(deps.db, [net.id])).get(net.id), ['h1', 'h2']);
-    const [withMembers] = await store.groupsWithMembers(deps.db, [g.id]);
-    assert.deepEqual(withMembers!.memberIps, [p1.fixed_ips[0]!.ip_address, p2.fixed_ips[0]!.ip_address].sort());
-    assert.equal(withMembers!.group.rules.length, 2);
-    assert.equal((await store.allocationsOfNetwork(deps.db, net.id)).length, 2);
-    assert.equal(systemAuth('p-x').projectId, 'p-x');
   });
 
   test('setPortStatus: what the agents report, with a new revision per change', async () => {

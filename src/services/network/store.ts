@@ -310,18 +310,12 @@ export async function allocatedIps(db: Q, subnetId: string): Promise<string[]> {
   return (await db.selectFrom('ip_allocations').select('ip_address').where('subnet_id', '=', subnetId).execute()).map((r) => r.ip_address);
 }
 
-export async function allocationsOfNetwork(db: Q, networkId: string): Promise<Allocation[]> {
-  const rows = await db.selectFrom('ip_allocations').selectAll().where('network_id', '=', networkId).execute();
-  return rows.sort((x, y) => ipOrder(x.ip_address, y.ip_address));
-}
-
 // ---- ports ----
 
 export interface PortScope {
   ids?: string[];
   networkIds?: string[];
   deviceIds?: string[];
-  host?: string;
   /** Non-admin visibility: the project's ports and every port on the project's networks. */
   visibleTo?: string;
 }
@@ -336,7 +330,6 @@ export async function loadPorts(db: Q, scope: PortScope = {}): Promise<PortRecor
     if (key && batch) q = q.where(key, 'in', batch);
     if (scope.networkIds && key !== 'network_id') q = q.where('network_id', 'in', scope.networkIds);
     if (scope.deviceIds && key !== 'device_id') q = q.where('device_id', 'in', scope.deviceIds);
-    if (scope.host !== undefined) q = q.where('id', 'in', db.selectFrom('port_bindings').select('port_id').where('host', '=', scope.host));
     if (scope.visibleTo !== undefined) {
       const p = scope.visibleTo;
       q = q.where((eb) => eb.or([eb('project_id', '=', p), eb('network_id', 'in', eb.selectFrom('networks').select('id').where('project_id', '=', p))]));
@@ -561,44 +554,4 @@ export async function setQuota(db: Q, projectId: string, resource: string, limit
 export async function clearQuotas(db: Q, projectId: string): Promise<number> {
   const r = await db.deleteFrom('network_quotas').where('project_id', '=', projectId).executeTakeFirst();
   return Number(r.numDeletedRows);
-}
-
-// ---- what the controller needs for an agent's desired state ----
-
-/** Ports bound to a host (binding:host_id), with everything the host plugs and filters. */
-export function portsOnHost(db: Q, host: string): Promise<PortRecord[]> {
-  return loadPorts(db, { host });
-}
-
-/** Every port of a network (DHCP hosts, router interfaces, remote MACs for l2population). */
-export function portsOnNetwork(db: Q, networkId: string): Promise<PortRecord[]> {
-  return loadPorts(db, { networkIds: [networkId] });
-}
-
-/** Bound ports' hosts per network: which hosts need a network (VXLAN flood lists). */
-export async function hostsOfNetworks(db: Q, networkIds: string[]): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>();
-  for (const c of chunks(networkIds)) {
-    const rows = await db.selectFrom('ports').innerJoin('port_bindings', 'port_bindings.port_id', 'ports.id')
-      .select(['ports.network_id as network_id', 'port_bindings.host as host']).where('ports.network_id', 'in', c).where('port_bindings.host', '!=', '')
-      .distinct().execute();
-    for (const r of rows) (out.get(r.network_id) ?? out.set(r.network_id, []).get(r.network_id)!).push(r.host);
-  }
-  for (const v of out.values()) v.sort();
-  return out;
-}
-
-/**
- * Security groups with their rules and, for remote-group rules, the addresses of every
- * port in the group (wherever it is bound).
- */
-export async function groupsWithMembers(db: Q, groupIds: string[]): Promise<{ group: SecurityGroupRecord; memberIps: string[] }[]> {
-  const groups = await loadSecurityGroups(db, { ids: [...new Set(groupIds)] });
-  const members = new Map<string, string[]>();
-  for (const c of chunks(groups.map((g) => g.id))) {
-    const rows = await db.selectFrom('port_security_group_bindings').innerJoin('ip_allocations', 'ip_allocations.port_id', 'port_security_group_bindings.port_id')
-      .select(['port_security_group_bindings.security_group_id as group_id', 'ip_allocations.ip_address as ip']).where('port_security_group_bindings.security_group_id', 'in', c).execute();
-    for (const [k, v] of groupBy(rows, (r) => r.group_id)) members.set(k, v.map((r) => r.ip).sort(ipOrder));
-  }
-  return groups.map((group) => ({ group, memberIps: members.get(group.id) ?? [] }));
 }
