@@ -394,7 +394,10 @@ export function hostRoutes(app: FastifyInstance, deps: ComputeDeps): void {
     const current = new Map((await store.listHosts(db)).map((h) => [h.host, h.availabilityZone]));
     const target = zone ?? (others.length > 0 ? others[0]!.availabilityZone! : DEFAULT_ZONE);
     const moving = hosts.filter((h) => (current.get(h) ?? target) !== target);
-    if (moving.length > 0 && (await store.instancesOnHosts(db, moving)).length > 0) {
+    // Only instances placed in the zone the host leaves would change zone under their users.
+    const stranded = moving.length === 0 ? [] : await db.selectFrom('instances').select('uuid').where('deleted', '=', 0)
+      .where((eb) => eb.or(moving.map((h) => eb.and([eb('host', '=', h), eb('availability_zone', '=', current.get(h) ?? DEFAULT_ZONE)])))).execute();
+    if (stranded.length > 0) {
       throw fail('One or more hosts contain instances in this zone.');
     }
   }
