@@ -114,6 +114,7 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
   private monitors = new Map<string, QmpClient>();
   /** Monitor connections being made, by `uuid:pid`: QMP serves one client at a time, so callers share one. */
   private connecting = new Map<string, Promise<QmpClient>>();
+  private monitorPid = new WeakMap<QmpClient, number>();
   private locks = new Map<string, Promise<unknown>>();
   /** What the driver is doing to an instance, so a SHUTDOWN event is read right. */
   private removing = new Set<string>();
@@ -267,12 +268,23 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
     return this.attach(uuid, pid, 5000);
   }
 
+  /** The open monitor connection to this very QEMU process, if there is one. */
+  private heldMonitor(uuid: string, pid: number): QmpClient | undefined {
+    const m = this.monitors.get(uuid);
+    return m && !m.isClosed && this.monitorPid.get(m) === pid ? m : undefined;
+  }
+
   /**
    * Connect QMP and watch events and the process's end. Concurrent callers for the same
    * QEMU share one connection attempt: a second client would sit in QMP's backlog without
    * a greeting until the first disconnects (a state poll racing a launch did exactly that).
    */
   private attach(uuid: string, pid: number, retryMs: number): Promise<QmpClient> {
+    // Checked here, synchronously with the in-flight map: a caller that looked before an
+    // await may find the monitor connected by another caller meanwhile. A second client
+    // would wait in QMP's backlog until this one goes, i.e. for ever.
+    const held = this.heldMonitor(uuid, pid);
+    if (held) return Promise.resolve(held);
     const key = `${uuid}:${pid}`;
     const inflight = this.connecting.get(key);
     // A shared attempt with a shorter retry window may give up early; then try on our own.
@@ -290,6 +302,7 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
     } catch (e) {
       throw new Error(`instance ${uuid}: cannot reach QEMU's monitor (pid ${pid}): ${(e as Error).message}`);
     }
+    this.monitorPid.set(qmp, pid);
     this.monitors.set(uuid, qmp);
     qmp.on('event', (ev) => {
       this.log.debug({ uuid, event: ev.event, data: ev.data }, 'QMP event');
@@ -370,8 +383,7 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
     await this.recordExit(uuid, reason, undefined, true);
     this.intent.set(uuid, 'stopping');
     try {
-      const held = this.monitors.get(uuid);
-      const m = held && !held.isClosed ? held : await this.attach(uuid, pid, 0).catch(() => undefined);
+      const m = await this.attach(uuid, pid, 0).catch(() => undefined);
       if (m) await m.execute('quit', undefined, { timeoutMs: 2000 }).catch(() => undefined);
       if (!(await waitGone(pid, 3000))) {
         this.log.warn({ uuid, pid }, 'QEMU did not quit; SIGKILL');
@@ -694,7 +706,7 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
         const pid = await this.livePid(uuid);
         if (pid) {
           try {
-            const m = this.monitors.get(uuid) ?? await this.attach(uuid, pid, 2000);
+            const m = await this.attach(uuid, pid, 2000);
             const { status } = await m.execute('query-status');
             if (status === 'shutdown') {
               await this.recordExit(uuid, 'guest-shutdown', 'guest powered off while the agent was away', true);

@@ -117,7 +117,8 @@ export class QmpClient extends EventEmitter {
         return await QmpClient.connectOnce(path, timeoutMs);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        if ((code === 'ENOENT' || code === 'ECONNREFUSED') && Date.now() < deadline) {
+        // EAGAIN: the listen backlog is full for a moment (QEMU accepts one client at a time).
+        if ((code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EAGAIN') && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 25));
           continue;
         }
