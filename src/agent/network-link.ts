@@ -1,11 +1,26 @@
 import type { PortNic } from '../bus/compute.ts';
 import type { Bus } from '../bus/index.ts';
-import { HostNetworkStateRequest, networkSubjects, type HostNetworkState } from '../bus/network.ts';
+import { HostNetworkStateRequest, networkSubjects, PortStatusRequest, type HostNetworkState } from '../bus/network.ts';
 import type { Logger } from '../common/logger.ts';
 
 /** What the link drives: the host's data plane (agent/network/). */
 export interface DataPlane {
   apply(state: HostNetworkState): Promise<unknown>;
+  /** Which ports of the applied state work on this host (true) or not (false); see NetworkAgent.portStatus. */
+  portStatus?(): Promise<Map<string, boolean>>;
+}
+
+export interface NetworkLinkOptions {
+  bus: Bus;
+  host: string;
+  plane: DataPlane;
+  log: Logger;
+  /** How often the state is pulled again without a nudge; default 30 s. */
+  resyncMs?: number;
+  /** How often the ports' status is looked at (an instance that stopped lets go of its tap); default 2 s. */
+  statusPollMs?: number;
+  /** How often every port's status is reported again, changed or not (a controller that missed one); default 2 min. */
+  statusFullMs?: number;
 }
 
 /**
@@ -14,24 +29,84 @@ export interface DataPlane {
  * controller nudges, every `resyncMs` (so what someone broke by hand comes back), and
  * before an instance starts on its ports. Pulls never overlap; nudges that arrive during
  * one coalesce into a single follow-up pull.
+ *
+ * It also reports the ports' status (PortStatusRequest): after every apply and every
+ * `statusPollMs` it asks the data plane which ports work and sends the controller only
+ * those that changed since the last acknowledged report (all of them after a start, and
+ * again every `statusFullMs`).
  */
 export class NetworkLink {
   private running?: Promise<HostNetworkState | undefined>;
   private pending?: Promise<HostNetworkState | undefined>;
   private timer?: NodeJS.Timeout;
+  private statusTimer?: NodeJS.Timeout;
   private lastGeneration = 0;
+  /** Port → status the controller acknowledged (true: ACTIVE). */
+  private readonly reported = new Map<string, boolean>();
+  private lastFullReport = 0;
+  private reporting?: Promise<void>;
+  private reportAgain = false;
+  private reportFailing = false;
 
-  constructor(private readonly o: { bus: Bus; host: string; plane: DataPlane; log: Logger; resyncMs?: number }) {}
+  constructor(private readonly o: NetworkLinkOptions) {}
 
   start(): void {
     this.o.bus.subscribe(networkSubjects(this.o.host).changed, () => { void this.sync('nudge').catch(() => undefined); });
     this.timer = setInterval(() => { void this.sync('periodic').catch(() => undefined); }, this.o.resyncMs ?? 30_000);
     this.timer.unref();
+    if (this.o.plane.portStatus) {
+      this.statusTimer = setInterval(() => { void this.reportStatus(); }, this.o.statusPollMs ?? 2_000);
+      this.statusTimer.unref();
+    }
     void this.sync('start').catch(() => undefined);
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.statusTimer) clearInterval(this.statusTimer);
+  }
+
+  /**
+   * Report the ports whose status changed (never throws; a failed report is retried on the
+   * next round, as nothing of it counts as acknowledged). Calls during a report coalesce
+   * into one more round after it.
+   */
+  reportStatus(): Promise<void> {
+    if (this.reporting) { this.reportAgain = true; return this.reporting; }
+    this.reporting = (async () => {
+      do {
+        this.reportAgain = false;
+        try {
+          await this.reportOnce();
+          if (this.reportFailing) this.o.log.info('port status reports go through again');
+          this.reportFailing = false;
+        } catch (err) {
+          if (!this.reportFailing) this.o.log.warn({ err: (err as Error).message }, 'cannot report the ports\' status');
+          this.reportFailing = true;
+        }
+      } while (this.reportAgain);
+    })().finally(() => { this.reporting = undefined; });
+    return this.reporting;
+  }
+
+  private async reportOnce(): Promise<void> {
+    if (!this.o.plane.portStatus) return;
+    if (Date.now() - this.lastFullReport >= (this.o.statusFullMs ?? 120_000)) {
+      this.reported.clear();
+      this.lastFullReport = Date.now();
+    }
+    const now = await this.o.plane.portStatus();
+    // ports this host no longer has: their next owner (or the controller's sweep) sets them
+    for (const id of [...this.reported.keys()]) if (!now.has(id)) this.reported.delete(id);
+    const up: string[] = [];
+    const down: string[] = [];
+    for (const [id, ok] of now) if (this.reported.get(id) !== ok) (ok ? up : down).push(id);
+    if (!up.length && !down.length) return;
+    const res = await this.o.bus.request(PortStatusRequest, { host: this.o.host, up, down }, { timeoutMs: 10_000 });
+    // ignored ones (the controller's view moved on) count as sent too: the full report retries them
+    for (const id of up) this.reported.set(id, true);
+    for (const id of down) this.reported.set(id, false);
+    this.o.log.debug({ up, down, changed: res.changed, ignored: res.ignored }, 'port status reported');
   }
 
   /**
@@ -72,6 +147,7 @@ export class NetworkLink {
         dhcp: state.dhcp.length, routers: state.routers.length, ms: Date.now() - started }, 'network state applied');
     }
     this.lastGeneration = state.generation;
+    void this.reportStatus();
     return state;
   }
 

@@ -1,3 +1,4 @@
+import { Type, type Static } from 'typebox';
 import { subject } from './index.ts';
 
 /**
@@ -69,6 +70,8 @@ export interface PortState {
   securityGroupIds: string[];
   allowedAddressPairs: AddressPair[];
   mtu: number;
+  /** admin_state_up: false keeps the port's device down (no traffic; the port reports DOWN). Absent: up. */
+  adminStateUp?: boolean;
 }
 
 /** A host served by a network's DHCP server. */
@@ -166,6 +169,30 @@ export function networkSubjects(host: string) {
   };
 }
 export const HostNetworkStateRequest = subject<{ host: string }, HostNetworkState>('gureum.network.state');
+
+/**
+ * Agent → controller: the ports of this host whose status changed (Neutron's
+ * update_device_up/update_device_down, batched). `up`: plugged and working — a VM port's
+ * tap is on its bridge, up, held by its instance (carrier), and its filter is loaded; a
+ * DHCP or router port's namespace is converged. `down`: no longer so (the instance
+ * stopped, the tap went, admin_state_up false). The agent sends only what changed since
+ * its last acknowledged report (all of its ports after a start); the controller applies
+ * only ports that the host's current state lists, so a late report from a host that lost
+ * a router or DHCP server changes nothing.
+ */
+export const PortStatusReportSchema = Type.Object({
+  host: Type.String({ minLength: 1, maxLength: 255 }),
+  up: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 10_000 }),
+  down: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 10_000 }),
+}, { additionalProperties: false });
+export type PortStatusReport = Static<typeof PortStatusReportSchema>;
+export interface PortStatusResult {
+  /** Ports whose status the report changed. */
+  changed: number;
+  /** Ports the host reported that its state does not list (ignored). */
+  ignored: string[];
+}
+export const PortStatusRequest = subject<PortStatusReport, PortStatusResult>('gureum.network.port-status');
 
 /** Host device and namespace names, derived from ids (Linux names are at most 15 characters). */
 export const deviceNames = {

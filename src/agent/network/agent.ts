@@ -21,7 +21,7 @@ import { run } from './exec.ts';
 import { convergeDnsmasq, renderDnsmasq, stopDnsmasq } from './dhcp.ts';
 import { firewallDelta, firewallPresent, loadRuleset, renderFirewall, type FirewallPort, type NftTable } from './firewall.ts';
 import {
-  addNamespace, batch, deleteNamespace, getLink, listAddresses, listFdb, listLinks, listNamespaces, listNeighbors, namespaceInode, namespacePids, sysctl,
+  addNamespace, batch, deleteNamespace, getLink, listAddresses, type Link, listFdb, listLinks, listNamespaces, listNeighbors, namespaceInode, namespacePids, sysctl,
 } from './ip.ts';
 import { convergeHaproxy, MetadataRouter, proxyUser, stopHaproxy, type ProxyUser } from './metadata-proxy.ts';
 import {
@@ -102,6 +102,8 @@ export class NetworkAgent {
   /** Namespace → spec key and namespace inode it was last converged with. */
   private readonly nsApplied = new Map<string, { key: string; inode: number; neighbors?: { ip: string; mac: string }[] }>();
   private model?: Model;
+  /** The state the last apply converged to, and what failed in it (ApplyReport error `what`s). */
+  private applied?: { state: HostNetworkState; failed: Set<string> };
   private metadataIndex = new Map<string, Map<string, string>>();
   /** Taps handed out by ensurePortDevice, kept even before a state lists their port. */
   private readonly ensured = new Map<string, number>();
@@ -153,7 +155,7 @@ export class NetworkAgent {
       const net = this.model?.nets.get(port.networkId);
       const bridgeExists = net ? (await getLink(this.host, net.bridge)) !== undefined : false;
       const lines = net && bridgeExists
-        ? portLines({ name: dev, bridge: net.bridge, mtu: port.mtu || net.net.mtu }, have)
+        ? portLines({ name: dev, bridge: net.bridge, mtu: port.mtu || net.net.mtu, up: port.adminStateUp !== false }, have)
         : { lines: have ? [] : [`tuntap add dev ${dev} mode tap vnet_hdr`], created: !have };
       const res = await batch('ip', this.host, lines.lines);
       if (lines.created && !(await getLink(this.host, dev))) throw new Error(`cannot create ${dev}: ${res.failed.map((f) => f.error).join('; ')}`);
@@ -188,6 +190,46 @@ export class NetworkAgent {
         await batch('ip', this.host, [`link set ${dev} nomaster`]);
       }
       this.log.info({ port: portId, dev, action }, 'port unplugged');
+    });
+  }
+
+  /**
+   * Which ports of the last applied state work on this host (Neutron's device up/down):
+   * a VM port when its tap is on its bridge, up, held by its instance (carrier) and — with
+   * port security — the host ruleset loaded; a DHCP port when its namespace and dnsmasq
+   * converged; a router's interfaces and gateway when its namespace did. Costs one
+   * `ip link` read (none without VM ports). Empty before the first apply.
+   */
+  portStatus(): Promise<Map<string, boolean>> {
+    return this.serial.run(async () => {
+      const out = new Map<string, boolean>();
+      const applied = this.applied;
+      const model = this.model;
+      if (!applied || !model) return out;
+      const { state, failed } = applied;
+      const firewallOk = !failed.has('firewall');
+      const links = state.ports.length ? new Map((await listLinks(this.host)).map((l) => [l.name, l])) : new Map<string, Link>();
+      const portModels = new Map(model.ports.map((p) => [p.port.id, p]));
+      for (const p of state.ports) {
+        const m = portModels.get(p.id);
+        const l = m ? links.get(m.dev) : undefined;
+        out.set(p.id, !!m && !!l && l.master === m.bridge && l.up && !l.noCarrier && p.adminStateUp !== false && (!p.portSecurity || firewallOk));
+      }
+      // a namespace counts as converged only when its last pass had no error (routes and NAT included)
+      const nsOk = (ns: string) => this.nsApplied.has(ns);
+      const dhcpModels = new Map(model.dhcp.map((d) => [d.d.networkId, d]));
+      for (const d of state.dhcp) {
+        const m = dhcpModels.get(d.networkId);
+        out.set(d.port.id, !!m && nsOk(m.spec.ns) && !failed.has(`dhcp ${d.networkId}`));
+      }
+      const routerModels = new Map(model.routers.map((r) => [r.r.id, r]));
+      for (const r of state.routers) {
+        const m = routerModels.get(r.id);
+        const ok = !!m && nsOk(m.spec.ns);
+        for (const i of r.interfaces) out.set(i.portId, ok && m.spec.interfaces.some((x) => x.name === deviceNames.routerInterface(i.portId)));
+        if (r.gateway) out.set(r.gateway.portId, ok);
+      }
+      return out;
     });
   }
 
@@ -339,7 +381,7 @@ export class NetworkAgent {
         }
       }
       for (const p of model.ports) {
-        const r = portLines({ name: p.dev, bridge: p.bridge, mtu: p.mtu }, byName.get(p.dev));
+        const r = portLines({ name: p.dev, bridge: p.bridge, mtu: p.mtu, up: p.port.adminStateUp !== false }, byName.get(p.dev));
         lines.push(...r.lines);
         if (r.created) st.createdTaps.push(p.dev);
       }
@@ -484,6 +526,7 @@ export class NetworkAgent {
     });
 
     this.model = model;
+    this.applied = { state, failed: new Set(rep.errors.map((e) => e.what)) };
     if (deep) this.lastDeepAt = Date.now();
     await this.saveState();
     rep.durationMs = Math.round((performance.now() - t0) * 10) / 10;

@@ -26,16 +26,18 @@ export function bridgeLines(want: BridgeSpec, have: Link | undefined): string[] 
 
 /**
  * Lines that enslave an existing (or just created: `have` undefined) device to `bridge`
- * with `mtu` and bring it up. A new device first loses IPv6 address generation, so the
- * host namespace never answers on the tenant network.
+ * with `mtu` and bring it up (or keep it down: a port with admin_state_up false). A new
+ * device first loses IPv6 address generation, so the host namespace never answers on the
+ * tenant network.
  */
-export function attachLines(name: string, bridge: string, mtu: number, have: Link | undefined): string[] {
+export function attachLines(name: string, bridge: string, mtu: number, have: Link | undefined, up = true): string[] {
   const lines: string[] = [];
   if (!have || (!have.up && have.addrGenMode !== 'none')) lines.push(`link set ${name} addrgenmode none`);
   const set: string[] = [];
   if (!have || have.master !== bridge) set.push(`master ${bridge}`);
   if (!have || have.mtu !== mtu) set.push(`mtu ${mtu}`);
-  if (!have || !have.up) set.push('up');
+  if (up && (!have || !have.up)) set.push('up');
+  if (!up && have?.up) set.push('down');
   if (set.length) lines.push(`link set ${name} ${set.join(' ')}`);
   return lines;
 }

@@ -11,7 +11,7 @@
 import type { Link } from './ip.ts';
 import { attachLines } from './bridge.ts';
 
-export interface PortDeviceSpec { name: string; bridge: string; mtu: number }
+export interface PortDeviceSpec { name: string; bridge: string; mtu: number; /** false: keep the device down (admin_state_up false). */ up?: boolean }
 
 export function createTapLine(name: string): string {
   return `tuntap add dev ${name} mode tap vnet_hdr`;
@@ -19,8 +19,9 @@ export function createTapLine(name: string): string {
 
 /** Lines that plug the port's device (creating a tap when there is none); `created` is set when it creates one. */
 export function portLines(want: PortDeviceSpec, have: Link | undefined): { lines: string[]; created: boolean } {
-  if (have) return { lines: attachLines(want.name, want.bridge, want.mtu, have), created: false };
-  return { lines: [createTapLine(want.name), ...attachLines(want.name, want.bridge, want.mtu, undefined)], created: true };
+  const up = want.up ?? true;
+  if (have) return { lines: attachLines(want.name, want.bridge, want.mtu, have, up), created: false };
+  return { lines: [createTapLine(want.name), ...attachLines(want.name, want.bridge, want.mtu, undefined, up)], created: true };
 }
 
 export type StaleTapAction = 'delete' | 'detach' | 'leave';

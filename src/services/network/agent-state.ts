@@ -168,6 +168,7 @@ export async function hostNetworkStates(db: Db, hosts: NetworkHost[], generation
       ports.push({
         id: p.id, networkId: p.networkId, mac: p.mac, fixedIps: p.fixedIps, deviceId: p.deviceId, portSecurity: p.portSecurity,
         securityGroupIds: p.portSecurity ? p.groups : [], allowedAddressPairs: p.portSecurity ? p.pairs : [], mtu: net.mtu,
+        adminStateUp: p.adminUp,
       });
     }
 

@@ -100,7 +100,7 @@ export function checkTags(tags: unknown): string[] {
 }
 
 /** Tell the controller something agents care about changed (never lets a listener fail the request). */
-export function notify(deps: NetworkDeps, what: string): void {
+export function notify(deps: Pick<NetworkDeps, 'log' | 'changed'>, what: string): void {
   try { deps.changed?.(what); } catch (e) { deps.log.warn({ err: e }, 'network change listener failed'); }
 }
 
@@ -111,7 +111,7 @@ const RETRYABLE = new Set(['40P01', '40001']);
  * Run `fn` in one transaction, retrying it from scratch when PostgreSQL picks it as a
  * deadlock victim (as Neutron's retry decorators do); nothing of a failed attempt stays.
  */
-export async function inTransaction<T>(deps: NetworkDeps, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(deps: Pick<NetworkDeps, 'db' | 'log'>, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await deps.db.transaction().execute(fn);

@@ -308,6 +308,8 @@ export async function updatePort(deps: NetworkDeps, auth: AuthContext, id: strin
       const b = bindingFor(p.network_id, input.host_id ?? p.binding.host, input.vnic_type ?? p.binding.vnic_type,
         input.profile === undefined ? p.binding.profile : input.profile ?? {});
       if (JSON.stringify(b) !== JSON.stringify(p.binding)) { await store.setBinding(trx, id, b); changed = true; }
+      // A port that leaves its host is not plugged anywhere until the new host's agent says so.
+      if (b.host !== p.binding.host && p.status === 'ACTIVE') set.status = 'DOWN';
     }
     if (input.fixed_ips !== undefined) {
       const subnets = await store.loadSubnets(trx, { networkIds: [p.network_id] });
@@ -344,7 +346,7 @@ export const PORT_STATUSES = ['ACTIVE', 'DOWN', 'BUILD', 'ERROR'] as const;
  * ACTIVE once plugged, DOWN when not. Each port whose status changes gets a new revision.
  * Returns the ids that changed.
  */
-export async function setPortStatus(deps: NetworkDeps, portIds: string[], status: (typeof PORT_STATUSES)[number]): Promise<string[]> {
+export async function setPortStatus(deps: Pick<NetworkDeps, 'db' | 'log' | 'changed'>, portIds: string[], status: (typeof PORT_STATUSES)[number]): Promise<string[]> {
   if (!PORT_STATUSES.includes(status)) throw err.badAttr('status', `'${String(status)}' is not in [${PORT_STATUSES.map((x) => `'${x}'`).join(', ')}]`);
   const changed = await inTransaction(deps, async (trx) => {
     const out: string[] = [];

@@ -327,7 +327,7 @@ async function applyGateway(deps: NetworkDeps, trx: store.Q, auth: AuthContext, 
   }
   await dropCurrent();
   const port = await createServicePort(deps, trx, {
-    network: net, project: '', deviceId: router.id, owner: DEVICE_OWNER_ROUTER_GW, status: 'ACTIVE', fixedIps: info.external_fixed_ips,
+    network: net, project: '', deviceId: router.id, owner: DEVICE_OWNER_ROUTER_GW, status: 'DOWN', fixedIps: info.external_fixed_ips,
   });
   await trx.insertInto('router_ports').values({ router_id: router.id, port_id: port.id, port_type: DEVICE_OWNER_ROUTER_GW }).execute();
   await trx.updateTable('routers').set({ gw_network_id: net.id, gw_port_id: port.id, enable_snat: snat ? 1 : 0 }).where('id', '=', router.id).execute();
@@ -528,7 +528,7 @@ export async function addRouterInterface(deps: NetworkDeps, auth: AuthContext, i
       const { subnet, network } = planned;
       await checkDupSubnets(trx, id, [subnet]);
       const port = await createServicePort(deps, trx, {
-        network, project: router.project_id, deviceId: id, owner: DEVICE_OWNER_ROUTER_INTF, status: 'ACTIVE',
+        network, project: router.project_id, deviceId: id, owner: DEVICE_OWNER_ROUTER_INTF, status: 'DOWN',
         fixedIps: [{ subnet_id: subnet.id, ip_address: subnet.gateway_ip! }],
       });
       await trx.insertInto('router_ports').values({ router_id: id, port_id: port.id, port_type: DEVICE_OWNER_ROUTER_INTF }).execute();
@@ -549,7 +549,7 @@ export async function addRouterInterface(deps: NetworkDeps, auth: AuthContext, i
     }
     await checkDupSubnets(trx, id, subnets);
     if (subnets.filter((s) => s.ip_version === 4).length > 1) throw badRequest('router', 'Cannot have multiple IPv4 subnets on router port');
-    await trx.updateTable('ports').set({ device_id: id, device_owner: DEVICE_OWNER_ROUTER_INTF, status: 'ACTIVE' }).where('id', '=', port.id).execute();
+    await trx.updateTable('ports').set({ device_id: id, device_owner: DEVICE_OWNER_ROUTER_INTF, status: 'DOWN' }).where('id', '=', port.id).execute();
     await store.bump(trx, 'ports', port.id);
     await trx.insertInto('router_ports').values({ router_id: id, port_id: port.id, port_type: DEVICE_OWNER_ROUTER_INTF }).execute();
     await store.bump(trx, 'routers', id);
