@@ -200,6 +200,13 @@ describe('routers and floating IPs with the openstack CLI', () => {
     try {
       await t.waitStatus(s.id, 'ACTIVE', 180_000);
       await t.consoleMatch(s.id, /GUREUM-GUEST-READY/, 180_000);
+      // The agent reported what it plugged: the guest's port, the router's interface and gateway are ACTIVE.
+      const vmPort = (await json<{ ID: string }[]>('port', 'list', '--server', s.id))[0]!.ID;
+      await until('the guest port ACTIVE', async () => ((await json<{ status: string }>('port', 'show', vmPort)).status === 'ACTIVE' ? true : undefined), 30_000, 500);
+      await until('the router ports ACTIVE', async () => {
+        const rp = await json<{ Status: string }[]>('port', 'list', '--router', 'r3');
+        return rp.length === 2 && rp.every((p) => p.Status === 'ACTIVE') ? true : undefined;
+      }, 30_000, 500);
       const fip = await json<Fip>('floating', 'ip', 'create', '--floating-ip-address', `172.24.4.${top + 1}`, 'public');
       await os('server', 'add', 'floating', 'ip', 'l3vm', fip.floating_ip_address);
       const assoc = await json<Fip>('floating', 'ip', 'show', fip.id);
@@ -225,6 +232,10 @@ describe('routers and floating IPs with the openstack CLI', () => {
         return (addrs.l3net ?? []).includes(fip.floating_ip_address) ? undefined : true;
       }, 30_000, 500);
       await os('floating', 'ip', 'delete', fip.id);
+      // A stopped guest lets go of its tap: the agent reports the port DOWN.
+      await os('server', 'stop', s.id);
+      await t.waitStatus(s.id, 'SHUTOFF', 120_000);
+      await until('the guest port DOWN', async () => ((await json<{ status: string }>('port', 'show', vmPort)).status === 'DOWN' ? true : undefined), 30_000, 500);
     } finally {
       await os('server', 'delete', '--wait', s.id).catch(() => undefined);
       await os('router', 'remove', 'subnet', 'r3', 'l3sub').catch(() => undefined);
