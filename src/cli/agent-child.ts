@@ -18,19 +18,30 @@ export class AgentChild {
 
   constructor(private readonly args: {
     dataDir: string; natsUrl: string; host: string; logLevel: string;
-    /** Tenant networking: the VXLAN source address and physical network → bridge. */
-    network?: { tunnelIp: string; physicalBridges: Record<string, string> };
+    /** Tenant networking: the VXLAN source address, physical network → bridge, and the prefix of the agent's namespaces. */
+    network?: { tunnelIp: string; physicalBridges: Record<string, string>; namespacePrefix?: string };
+    /** A network namespace (in /run/netns) to run the agent in: a simulated host of `up --hosts N`. */
+    netns?: string;
+    /** Run before each restart (re-create the host namespace if someone removed it). */
+    beforeRestart?: () => Promise<void>;
   }, private readonly log: Logger) {}
 
   get pidFile(): string { return join(this.args.dataDir, 'run', 'agent.pid'); }
 
   start(): void {
     mkdirSync(join(this.args.dataDir, 'run'), { recursive: true });
-    const child = spawn(process.execPath, [...process.execArgv, ...this.entry(), 'agent',
+    const argv = [...process.execArgv, ...this.entry(), 'agent',
       '--data-dir', this.args.dataDir, '--nats-url', this.args.natsUrl, '--host-name', this.args.host, '--log-level', this.args.logLevel,
       ...(this.args.network ? ['--tunnel-ip', this.args.network.tunnelIp,
-        ...Object.entries(this.args.network.physicalBridges).flatMap(([p, b]) => ['--physical-bridge', `${p}:${b}`])] : []),
-    ], { stdio: ['ignore', 'inherit', 'inherit'], env: process.env });
+        ...Object.entries(this.args.network.physicalBridges).flatMap(([p, b]) => ['--physical-bridge', `${p}:${b}`]),
+        ...(this.args.network.namespacePrefix ? ['--namespace-prefix', this.args.network.namespacePrefix] : [])] : []),
+    ];
+    // In a host namespace: nsenter switches only the network namespace and then execs node, so the
+    // agent keeps the machine's mounts (the qdhcp-/qrouter- namespaces it adds in /run/netns are
+    // visible to everyone) and its pid is the agent's own.
+    const child = this.args.netns
+      ? spawn('nsenter', [`--net=/run/netns/${this.args.netns}`, '--', process.execPath, ...argv], { stdio: ['ignore', 'inherit', 'inherit'], env: process.env })
+      : spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'], env: process.env });
     this.child = child;
     writeFileSync(this.pidFile, String(child.pid));
     child.once('exit', (code, signal) => {
@@ -38,7 +49,12 @@ export class AgentChild {
       this.restarts++;
       const delay = Math.min(10_000, 500 * this.restarts);
       this.log.error({ code, signal, restartInMs: delay }, 'compute agent exited; restarting it');
-      setTimeout(() => { if (!this.stopping) this.start(); }, delay).unref();
+      setTimeout(() => {
+        if (this.stopping) return;
+        void (this.args.beforeRestart?.() ?? Promise.resolve())
+          .catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'preparing the agent\'s host failed'))
+          .then(() => { if (!this.stopping) this.start(); });
+      }, delay).unref();
     });
   }
 

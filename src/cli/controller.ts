@@ -1,4 +1,5 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type Server } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { createApiServer } from '../api/server.ts';
@@ -52,6 +53,8 @@ const IdentityChanged = subject<{ from: string; kind: string }>('gureum.identity
 
 export interface RunningController {
   url: string;
+  /** The URL the compute agents use (image downloads, snapshot uploads): `url`, or the underlay one with `up --hosts N`. */
+  internalUrl: string;
   adminPassword: string;
   adminPasswordFile: string;
   createdAdmin: boolean;
@@ -74,8 +77,44 @@ function adminPassword(cfg: Config): { password: string; file: string } {
   return { password: readFileSync(file, 'utf8').trim(), file };
 }
 
+export interface ControllerOptions {
+  /**
+   * An address the agents reach the API on when they cannot use `publicUrl` (`up --hosts N`:
+   * the root namespace's underlay address; 127.0.0.1 inside a host namespace is that host's
+   * own). The API is also served there, and the agents get URLs with it (OpenStack's internal endpoint).
+   */
+  internalHost?: string;
+}
+
+/**
+ * The API on a second address: a TCP relay from `host:port` to the listener (Fastify serves
+ * one address). Not needed when the listener is on every address already.
+ */
+async function relay(host: string, port: number, target: { host: string; port: number }, log: RootLogger): Promise<{ close(): Promise<void> }> {
+  const open = new Set<{ destroy(): void }>();
+  const server: Server = createServer((client) => {
+    const upstream = createConnection({ host: target.host, port: target.port });
+    const pair = { destroy: () => { client.destroy(); upstream.destroy(); } };
+    open.add(pair);
+    const close = () => { open.delete(pair); pair.destroy(); };
+    client.on('close', close);
+    upstream.on('close', close);
+    client.on('error', close);
+    upstream.on('error', (err) => { log.warn({ err: err.message }, 'API relay: upstream connection failed'); close(); });
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, host, () => { server.off('error', reject); resolve(); }); });
+  log.info({ listen: `${host}:${port}`, target: `${target.host}:${target.port}` }, 'API relayed for the agents');
+  return {
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const p of open) p.destroy();
+    }),
+  };
+}
+
 /** Start every API on one listener, plus the bus; returns once it accepts requests. */
-export async function startController(cfg: Config, log: RootLogger, natsUrl: string): Promise<RunningController> {
+export async function startController(cfg: Config, log: RootLogger, natsUrl: string, opts: ControllerOptions = {}): Promise<RunningController> {
   mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   const { password, file } = adminPassword(cfg);
   const database = await openDatabase(cfg.database);
@@ -116,7 +155,9 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
     ensureDhcpPort: (id) => network.ensureDhcpPort(id),
   });
   const computeDeps: ComputeDeps = { db: database.db, log: log.child({ component: 'compute' }), cfg: computeCfg, networks: computeNetworkApi(network, database.db) };
-  const imageApi = computeImageApi(images, cfg.publicUrl);
+  const wildcard = cfg.listenHost === '0.0.0.0' || cfg.listenHost === '::';
+  const internalUrl = opts.internalHost ? `http://${opts.internalHost}:${cfg.listenPort}` : cfg.publicUrl;
+  const imageApi = computeImageApi(images, internalUrl);
   const conductor = new Conductor(computeDeps, bus, imageApi, new Scheduler(sched.options), log.child({ component: 'conductor' }));
   const compute = new ComputeService(computeDeps, imageApi, conductor);
   await bootstrapFlavors(database.db);
@@ -145,14 +186,17 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
   app.get('/healthz', { config: { auth: false } }, async () => ({ status: 'ok', bus_rtt_ms: await bus.rtt() }));
   await app.listen({ host: cfg.listenHost, port: cfg.listenPort });
   log.info({ url: cfg.publicUrl }, 'controller listening');
+  const relayed = opts.internalHost && !wildcard && opts.internalHost !== cfg.listenHost
+    ? await relay(opts.internalHost, cfg.listenPort, { host: cfg.listenHost, port: cfg.listenPort }, log) : undefined;
 
   return {
-    url: cfg.publicUrl, adminPassword: password, adminPasswordFile: file, createdAdmin,
+    url: cfg.publicUrl, internalUrl, adminPassword: password, adminPasswordFile: file, createdAdmin,
     images, network, adminAuth: () => adminAuth(database.db),
     async stop() {
       conductor.stop();
       agentSync.stop();
       hostStatus.stop();
+      await relayed?.close();
       await app.close();
       await bus.close();
       await database.close();

@@ -4,12 +4,12 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../common/logger.ts';
 
-/** A free TCP port on loopback, chosen by the kernel. */
-export function freePort(): Promise<number> {
+/** A free TCP port on loopback (or `host`), chosen by the kernel. */
+export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, host, () => {
       const port = (s.address() as { port: number }).port;
       s.close(() => resolve(port));
     });
@@ -30,7 +30,11 @@ export class NatsChild {
   private stopping = false;
   url = '';
 
-  constructor(private readonly dataDir: string, private readonly log: Logger) {}
+  /**
+   * `listenHost`: the address nats-server binds — loopback for the all-in-one, the underlay
+   * bridge's address with `up --hosts N` (the agents in the host namespaces reach it there).
+   */
+  constructor(private readonly dataDir: string, private readonly log: Logger, private readonly listenHost = '127.0.0.1') {}
 
   async start(): Promise<string> {
     const runDir = join(this.dataDir, 'run');
@@ -46,8 +50,8 @@ export class NatsChild {
       }
       rmSync(pidFile, { force: true });
     }
-    const port = await freePort();
-    const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', join(this.dataDir, 'nats'), '--pid', pidFile];
+    const port = await freePort(this.listenHost);
+    const args = ['-a', this.listenHost, '-p', String(port), '-js', '-sd', join(this.dataDir, 'nats'), '--pid', pidFile];
     const child = spawn('nats-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;
     let stderr = '';
@@ -66,7 +70,7 @@ export class NatsChild {
     child.on('exit', (code, signal) => {
       if (!this.stopping) this.log.error({ code, signal }, 'nats-server exited unexpectedly');
     });
-    this.url = `nats://127.0.0.1:${port}`;
+    this.url = `nats://${this.listenHost}:${port}`;
     this.log.info({ url: this.url, pid: child.pid }, 'nats-server started');
     writeFileSync(pidFile, String(child.pid));
     return this.url;
