@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -29,10 +29,25 @@ export interface TempestResult {
  */
 export async function runTempest(opts: {
   label: string; conf: string; vars: Record<string, string>; regex: string; unsupported: string; timeoutMs?: number;
+  /**
+   * Debian's tempest sleeps 10 s in every SubnetsClient.delete_subnet (its comment: "avoids
+   * failures when it takes time to teardown some ports" — Neutron's agents tear ports down
+   * asynchronously; Gureum's API deletes them within the request). With this set, the
+   * tempest processes load a usercustomize hook that drops that sleep and nothing else, so
+   * the network tests' hundreds of subnet deletes do not cost 10 s each.
+   */
+  noSubnetDeleteSleep?: boolean;
 }): Promise<TempestResult> {
   const top = mkdtempSync(join(tmpdir(), `tempest-${opts.label}-`));
   const ws = join(top, 'ws');
-  const env = { ...cleanEnv(), PATH: `/usr/bin:${process.env.PATH ?? ''}` };
+  const env: NodeJS.ProcessEnv = { ...cleanEnv(), PATH: `/usr/bin:${process.env.PATH ?? ''}` };
+  if (opts.noSubnetDeleteSleep) {
+    const userBase = join(top, 'pyuser');
+    const site = join(userBase, 'lib', `python${await pythonVersion(env)}`, 'site-packages');
+    mkdirSync(site, { recursive: true });
+    writeFileSync(join(site, 'usercustomize.py'), NO_SUBNET_DELETE_SLEEP);
+    env.PYTHONUSERBASE = userBase;
+  }
   // Workspaces are registered by name in ~/.tempest; a unique name keeps runs apart.
   await run('tempest', ['init', '--name', `gureum-${opts.label}-${top.slice(-6)}`, ws], { env });
   let conf = readFileSync(join(here, opts.conf), 'utf8');
@@ -61,6 +76,46 @@ export async function runTempest(opts: {
     `${(100 * passed.length / Math.max(ran, 1)).toFixed(1)} % of the tests that ran passed`;
   return { passed, failed, skipped, unexpected, details, workspace: ws, minutes, summary };
 }
+
+async function pythonVersion(env: NodeJS.ProcessEnv): Promise<string> {
+  const { stdout } = await run('/usr/bin/python3', ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { env });
+  return stdout.trim();
+}
+
+/** Replaces SubnetsClient.delete_subnet, when tempest imports it, by the same call without Debian's time.sleep(10). */
+const NO_SUBNET_DELETE_SLEEP = `# Written by Gureum's tests/helpers/tempest.ts (noSubnetDeleteSleep).
+import importlib.abc
+import importlib.util
+import sys
+
+_NAME = 'tempest.lib.services.network.subnets_client'
+
+
+class _NoSubnetDeleteSleep(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != _NAME:
+            return None
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+
+            def delete_subnet(self, subnet_id):
+                return self.delete_resource('/subnets/%s' % subnet_id)
+            module.SubnetsClient.delete_subnet = delete_subnet
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, _NoSubnetDeleteSleep())
+`;
 
 /** The traceback lines and distinct server faults of the given failed tests, from the last run's subunit stream. */
 async function failureDetails(ws: string, env: NodeJS.ProcessEnv, ids: string[]): Promise<string> {

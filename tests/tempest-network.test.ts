@@ -1,0 +1,43 @@
+/**
+ * Tempest's network API tests (Neutron v2.0) and the network scenario tests that boot
+ * guests and SSH into them over floating IPs (Debian's tempest package) against
+ * `gureum up` (as root: the external network `public` on br-ex). The extensions tempest
+ * may use are exactly those the cloud lists; every tempest.api.network test runs, then the
+ * scenario tests named below (guests are gureum-tiny under TCG, so they take a while). The
+ * test fails if any test fails that tests/tempest/unsupported-network.txt does not name
+ * (features Gureum does not have yet, each with its reason). The tempest workspace
+ * (tempest.log with every HTTP request) is kept and its path printed.
+ */
+
+import { test } from 'node:test';
+import { openstack, startCloud } from './helpers/cloud.ts';
+import { reportTempest, runTempest } from './helpers/tempest.ts';
+
+/** The scenario tests that run beside the API tests (the others need Cinder, several hosts or QoS). */
+const SCENARIOS = [
+  'test_network_basic_ops\\.TestNetworkBasicOps\\.test_network_basic_ops',
+  'test_network_basic_ops\\.TestNetworkBasicOps\\.test_update_instance_port_admin_state',
+  'test_security_groups_basic_ops\\.TestSecurityGroupsBasicOps\\.test_in_tenant_traffic',
+];
+
+test('tempest.api.network and the network scenarios pass except the features listed as unsupported', { timeout: 20 * 60_000 }, async () => {
+  const cloud = await startCloud();
+  try {
+    const image = (await openstack(cloud.env, 'image', 'show', 'gureum-tiny', '-f', 'json')) as { id: string };
+    const pub = (await openstack(cloud.env, 'network', 'show', 'public', '-f', 'json')) as { id: string };
+    const ext = (await openstack(cloud.env, 'extension', 'list', '--network', '-f', 'json')) as { Alias: string }[];
+    const regex = process.env.GUREUM_TEMPEST_REGEX ??
+      `^tempest\\.(api\\.network\\.|scenario\\.(${SCENARIOS.join('|')}))`;
+    const r = await runTempest({
+      label: 'network', conf: 'tempest-network.conf.in', regex, unsupported: 'unsupported-network.txt',
+      vars: {
+        ADMIN_PASSWORD: cloud.password, AUTH_URL: cloud.authUrl, IMAGE_REF: image.id, PUBLIC_NETWORK_ID: pub.id,
+        EXTENSIONS: ext.map((e) => e.Alias).join(','), IPV6: 'true', INTERFACE_ATTACH: 'false',
+      },
+      timeoutMs: 16 * 60_000, noSubnetDeleteSleep: true,
+    });
+    reportTempest(r, 100);
+  } finally {
+    await cloud.stop();
+  }
+});
