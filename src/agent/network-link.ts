@@ -2,12 +2,13 @@ import type { PortNic } from '../bus/compute.ts';
 import type { Bus } from '../bus/index.ts';
 import { HostNetworkStateRequest, networkSubjects, PortStatusRequest, type HostNetworkState } from '../bus/network.ts';
 import type { Logger } from '../common/logger.ts';
+import type { PortLinkState } from './network/agent.ts';
 
 /** What the link drives: the host's data plane (agent/network/). */
 export interface DataPlane {
   apply(state: HostNetworkState): Promise<unknown>;
-  /** Which ports of the applied state work on this host (true) or not (false); see NetworkAgent.portStatus. */
-  portStatus?(): Promise<Map<string, boolean>>;
+  /** How each port of the applied state is on this host; see NetworkAgent.portStatus. */
+  portStatus?(): Promise<Map<string, PortLinkState>>;
 }
 
 export interface NetworkLinkOptions {
@@ -21,6 +22,8 @@ export interface NetworkLinkOptions {
   statusPollMs?: number;
   /** How often every port's status is reported again, changed or not (a controller that missed one); default 2 min. */
   statusFullMs?: number;
+  /** How long a port handed to a starting instance counts as ACTIVE while its tap waits for QEMU; default 60 s. */
+  startGraceMs?: number;
 }
 
 /**
@@ -47,6 +50,8 @@ export class NetworkLink {
   private reporting?: Promise<void>;
   private reportAgain = false;
   private reportFailing = false;
+  /** Ports of instances being started → until when a wired tap without carrier counts as ACTIVE. */
+  private readonly starting = new Map<string, number>();
 
   constructor(private readonly o: NetworkLinkOptions) {}
 
@@ -95,7 +100,17 @@ export class NetworkLink {
       this.reported.clear();
       this.lastFullReport = Date.now();
     }
-    const now = await this.o.plane.portStatus();
+    const states = await this.o.plane.portStatus();
+    const t = Date.now();
+    const now = new Map<string, boolean>();
+    for (const [id, st] of states) {
+      // A starting instance's tap is ACTIVE once wired, as Neutron's agent reports a device
+      // before the guest runs; once QEMU holds it (or the grace ends) carrier decides.
+      const grace = (this.starting.get(id) ?? 0) > t;
+      if (st === 'up' || !grace) this.starting.delete(id);
+      now.set(id, st === 'up' || (st === 'wired' && grace));
+    }
+    for (const [id, until] of this.starting) if (until <= t) this.starting.delete(id);
     // ports this host no longer has: their next owner (or the controller's sweep) sets them
     for (const id of [...this.reported.keys()]) if (!now.has(id)) this.reported.delete(id);
     const up: string[] = [];
@@ -160,6 +175,11 @@ export class NetworkLink {
     const have = new Set(state?.ports.map((p) => p.id) ?? []);
     const missing = ports.filter((p) => !have.has(p.portId)).map((p) => p.portId);
     if (missing.length) throw new Error(`ports ${missing.join(', ')} are not bound to host ${this.o.host}`);
+    // Plugged and filtered: report them ACTIVE before the guest starts (Nova waits for
+    // Neutron's network-vif-plugged the same way), so the server is never ACTIVE before its ports.
+    const until = Date.now() + (this.o.startGraceMs ?? 60_000);
+    for (const p of ports) this.starting.set(p.portId, until);
+    await this.reportStatus();
     log.debug({ ports: ports.map((p) => p.portId) }, 'ports ready');
   }
 }

@@ -19,7 +19,7 @@ import { attachLines, bridgeLines } from './bridge.ts';
 import { stopProcess } from './daemon.ts';
 import { run } from './exec.ts';
 import { convergeDnsmasq, renderDnsmasq, stopDnsmasq } from './dhcp.ts';
-import { firewallDelta, firewallPresent, loadRuleset, renderFirewall, type FirewallPort, type NftTable } from './firewall.ts';
+import { firewallDelta, firewallPresent, firewallTableName, loadRuleset, renderFirewall, type FirewallPort, type NftTable } from './firewall.ts';
 import {
   addNamespace, batch, deleteNamespace, getLink, listAddresses, type Link, listFdb, listLinks, listNamespaces, listNeighbors, namespaceInode, namespacePids, sysctl,
 } from './ip.ts';
@@ -56,6 +56,14 @@ export interface NetworkAgentOptions {
   /** How often an apply re-reads everything (namespace insides, nft tables, sysctls); default 60 s. */
   deepCheckIntervalMs?: number;
 }
+
+/**
+ * How a port is on this host: `up` — plugged and working (a VM port's tap also has carrier:
+ * its QEMU holds it); `wired` — a VM port's tap is plugged and filtered but nobody holds it
+ * (the instance is not running, or is just starting); `down` — not plugged (missing, off its
+ * bridge, down, admin_state_up false, its filter or namespace failed).
+ */
+export type PortLinkState = 'up' | 'wired' | 'down';
 
 export interface ApplyOptions {
   /** Re-read and re-check everything, not only what the cheap checks cover. */
@@ -108,6 +116,8 @@ export class NetworkAgent {
   /** Taps handed out by ensurePortDevice, kept even before a state lists their port. */
   private readonly ensured = new Map<string, number>();
   private readonly router: MetadataRouter;
+  /** This agent's nftables tables (bridge + inet) in the host namespace. */
+  readonly table: string;
   /** Who dnsmasq and haproxy run as after start: nobody when it can reach stateDir, else root. */
   private daemonUser: ProxyUser | undefined;
 
@@ -115,6 +125,7 @@ export class NetworkAgent {
     this.log = opts.log.child({ component: 'network-agent', hostNamespace: opts.hostNamespace });
     this.host = opts.hostNamespace;
     this.names = agentNames(opts.namespacePrefix ?? '');
+    this.table = firewallTableName(opts.stateDir);
     this.deepEvery = opts.deepCheckIntervalMs ?? 60_000;
     checkIp('tunnelIp', opts.tunnelIp);
     for (const b of Object.values(opts.physicalBridges)) checkIfname(b);
@@ -194,15 +205,16 @@ export class NetworkAgent {
   }
 
   /**
-   * Which ports of the last applied state work on this host (Neutron's device up/down):
-   * a VM port when its tap is on its bridge, up, held by its instance (carrier) and — with
-   * port security — the host ruleset loaded; a DHCP port when its namespace and dnsmasq
-   * converged; a router's interfaces and gateway when its namespace did. Costs one
-   * `ip link` read (none without VM ports). Empty before the first apply.
+   * How each port of the last applied state is on this host (Neutron's device up/down,
+   * see PortLinkState): a VM port is wired when its tap is on its bridge, up and — with
+   * port security — the host ruleset is loaded, and up when its instance also holds the tap
+   * (carrier); a DHCP port is up when its namespace and dnsmasq converged; a router's
+   * interfaces and gateway when its namespace did. Costs one `ip link` read (none without
+   * VM ports). Empty before the first apply.
    */
-  portStatus(): Promise<Map<string, boolean>> {
+  portStatus(): Promise<Map<string, PortLinkState>> {
     return this.serial.run(async () => {
-      const out = new Map<string, boolean>();
+      const out = new Map<string, PortLinkState>();
       const applied = this.applied;
       const model = this.model;
       if (!applied || !model) return out;
@@ -213,21 +225,22 @@ export class NetworkAgent {
       for (const p of state.ports) {
         const m = portModels.get(p.id);
         const l = m ? links.get(m.dev) : undefined;
-        out.set(p.id, !!m && !!l && l.master === m.bridge && l.up && !l.noCarrier && p.adminStateUp !== false && (!p.portSecurity || firewallOk));
+        const wired = !!m && !!l && l.master === m.bridge && l.up && p.adminStateUp !== false && (!p.portSecurity || firewallOk);
+        out.set(p.id, !wired ? 'down' : l.noCarrier ? 'wired' : 'up');
       }
       // a namespace counts as converged only when its last pass had no error (routes and NAT included)
       const nsOk = (ns: string) => this.nsApplied.has(ns);
       const dhcpModels = new Map(model.dhcp.map((d) => [d.d.networkId, d]));
       for (const d of state.dhcp) {
         const m = dhcpModels.get(d.networkId);
-        out.set(d.port.id, !!m && nsOk(m.spec.ns) && !failed.has(`dhcp ${d.networkId}`));
+        out.set(d.port.id, m && nsOk(m.spec.ns) && !failed.has(`dhcp ${d.networkId}`) ? 'up' : 'down');
       }
       const routerModels = new Map(model.routers.map((r) => [r.r.id, r]));
       for (const r of state.routers) {
         const m = routerModels.get(r.id);
         const ok = !!m && nsOk(m.spec.ns);
-        for (const i of r.interfaces) out.set(i.portId, ok && m.spec.interfaces.some((x) => x.name === deviceNames.routerInterface(i.portId)));
-        if (r.gateway) out.set(r.gateway.portId, ok);
+        for (const i of r.interfaces) out.set(i.portId, ok && m.spec.interfaces.some((x) => x.name === deviceNames.routerInterface(i.portId)) ? 'up' : 'down');
+        if (r.gateway) out.set(r.gateway.portId, ok ? 'up' : 'down');
       }
       return out;
     });
@@ -462,7 +475,7 @@ export class NetworkAgent {
       }));
       const bridges = [...model.nets.values()].map((nm) => ({ name: nm.bridge, zone: nm.managed ? st.zones[nm.net.id] : undefined }));
       const metadataRedirects = model.meta.map((m) => ({ devices: m.taps, mac: m.mac }));
-      const { text, tables, warnings } = renderFirewall({ ports: fwPorts, bridges, securityGroups: state.securityGroups, metadataRedirects });
+      const { text, tables, warnings } = renderFirewall({ table: this.table, ports: fwPorts, bridges, securityGroups: state.securityGroups, metadataRedirects });
       rep.warnings.push(...warnings);
       const full = async () => {
         this.firewallApplied = undefined;
@@ -473,7 +486,7 @@ export class NetworkAgent {
       };
       if (deep) {
         // re-load it whole (undoes edits by hand); a change only when it differed or was gone
-        const differs = text !== this.firewallApplied || !(await firewallPresent(this.host));
+        const differs = text !== this.firewallApplied || !(await firewallPresent(this.host, this.table));
         await full();
         if (differs) rep.changes.push('nft host ruleset (full)');
       } else if (text !== this.firewallApplied) {

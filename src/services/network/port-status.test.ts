@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { NetworkLink, type DataPlane } from '../../agent/network-link.ts';
+import type { PortLinkState } from '../../agent/network/agent.ts';
 import { NatsChild } from '../../cli/nats.ts';
 import { Bus, subject } from '../../bus/index.ts';
 import type { HostNetworkState, PortStatusReport } from '../../bus/network.ts';
@@ -24,14 +25,15 @@ import type { NetworkDeps } from './types.ts';
 
 const log = createLogger('silent');
 
-/** Stands in for NetworkAgent: remembers the applied state; `plugged` says which of its ports work. */
+/** Stands in for NetworkAgent: remembers the applied state; `plugged` says which of its ports work, `wired` which are plugged without carrier. */
 class FakePlane implements DataPlane {
   state?: HostNetworkState;
   readonly plugged = new Set<string>();
+  readonly wired = new Set<string>();
   async apply(state: HostNetworkState): Promise<void> { this.state = state; }
-  async portStatus(): Promise<Map<string, boolean>> {
-    const out = new Map<string, boolean>();
-    if (this.state) for (const id of portsOfState(this.state)) out.set(id, this.plugged.has(id));
+  async portStatus(): Promise<Map<string, PortLinkState>> {
+    const out = new Map<string, PortLinkState>();
+    if (this.state) for (const id of portsOfState(this.state)) out.set(id, this.plugged.has(id) ? 'up' : this.wired.has(id) ? 'wired' : 'down');
     return out;
   }
 }
@@ -120,6 +122,33 @@ describe('port status reports from the agents', () => {
     assert.deepEqual(r, { changed: 0, ignored: [p2.id, 'no-such-port'] });
     assert.equal((await status(p2.id)).status, 'DOWN');
     await assert.rejects(sync.portStatus({ host: 'h1', up: 'x' }), /malformed/);
+  });
+
+  test('an instance start reports its wired ports ACTIVE before QEMU runs; carrier decides after the grace', async () => {
+    const net = (await call('admin', 'POST', '/networks', { network: { name: 'st3' } })).body.network!;
+    await call('admin', 'POST', '/subnets', { subnet: { network_id: net.id, ip_version: 4, cidr: '10.79.0.0/24', enable_dhcp: false } });
+    const p = (await call('admin', 'POST', '/ports', { port: { network_id: net.id, device_owner: 'compute:nova', device_id: randomUUID(), 'binding:host_id': 'h1' } })).body.port!;
+    const plane = new FakePlane();
+    const link = new NetworkLink({ bus, host: 'h1', plane, log, statusPollMs: 3_600_000, startGraceMs: 300 });
+    await link.sync('test');
+    await link.reportStatus();
+    plane.wired.add(p.id);
+    await link.reportStatus();
+    assert.equal((await status(p.id)).status, 'DOWN', 'a wired tap nobody holds is not ACTIVE');
+    await link.preparePorts([{ portId: p.id, networkId: net.id, mac: p.mac_address, mtu: 1450, ips: [] }], log);
+    assert.equal((await status(p.id)).status, 'ACTIVE', 'ACTIVE when preparePorts returns, before QEMU starts');
+    await new Promise((r) => setTimeout(r, 400));
+    await link.reportStatus();
+    assert.equal((await status(p.id)).status, 'DOWN', 'QEMU never took the tap: DOWN after the grace');
+    await link.preparePorts([{ portId: p.id, networkId: net.id, mac: p.mac_address, mtu: 1450, ips: [] }], log);
+    plane.plugged.add(p.id); // QEMU opened the tap
+    await link.reportStatus();
+    await new Promise((r) => setTimeout(r, 400));
+    await link.reportStatus();
+    assert.equal((await status(p.id)).status, 'ACTIVE', 'carrier keeps it ACTIVE');
+    plane.plugged.delete(p.id); // the instance stopped
+    await link.reportStatus();
+    assert.equal((await status(p.id)).status, 'DOWN');
   });
 
   test('a port that leaves its host goes DOWN; ACTIVE ports no host lists are swept DOWN', async () => {
