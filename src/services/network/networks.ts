@@ -243,6 +243,17 @@ export async function deleteNetwork(deps: NetworkDeps, auth: AuthContext, id: st
     const rev = await store.lockRevision(trx, 'networks', id);
     if (rev === undefined) throw err.networkNotFound(id);
     checkRevision(rev, expected);
+    // Neutron's delete_disassociated_floatingips: an external network's floating IPs that
+    // NAT nothing go with it (their addresses' ports too); associated ones keep it in use.
+    if (n.router_external) {
+      const loose = await trx.selectFrom('floatingips').select(['id', 'floating_port_id']).where('floating_network_id', '=', id)
+        .where('fixed_port_id', 'is', null).execute();
+      for (const f of loose) {
+        await trx.deleteFrom('network_tags').where('resource_type', '=', 'floatingips').where('resource_id', '=', f.id).execute();
+        await trx.deleteFrom('floatingips').where('id', '=', f.id).execute();
+        await store.deletePortRow(trx, f.floating_port_id);
+      }
+    }
     const ports = await store.portOwnersOnNetwork(trx, id);
     const blocking = ports.filter((p) => !AUTO_DELETE_PORT_OWNERS.includes(p.device_owner));
     if (blocking.length) throw err.networkInUse(id, blocking.map((p) => p.id));

@@ -46,7 +46,8 @@ definePolicies({
   delete_network: projectMember,
 
   create_subnet: netOwnerMember,
-  get_subnet: anyOf(projectReader, netOwnerReader, allOf(reader, shared), allOf(reader, external)),
+  // the subnets of a non-shared external network stay hidden from other projects (Neutron's)
+  get_subnet: anyOf(projectReader, netOwnerReader, allOf(reader, shared)),
   update_subnet: netOwnerMember,
   delete_subnet: netOwnerMember,
 

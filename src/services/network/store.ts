@@ -222,7 +222,8 @@ export async function loadSubnets(db: Q, scope: SubnetScope = {}): Promise<Subne
         const p = scope.visibleTo;
         q = q.where((eb) => eb.or([
           eb('project_id', '=', p),
-          eb('network_id', 'in', eb.selectFrom('networks').select('id').where((e2) => e2.or([e2('project_id', '=', p), e2('shared', '=', 1), e2('router_external', '=', 1)]))),
+          // an external network is visible to all, its subnets only when it is shared too (as Neutron's)
+          eb('network_id', 'in', eb.selectFrom('networks').select('id').where((e2) => e2.or([e2('project_id', '=', p), e2('shared', '=', 1)]))),
         ]));
       }
       rows.push(...await q.orderBy('created_at').orderBy('id').execute());

@@ -62,6 +62,25 @@ describe('floating IPs', () => {
     await f.call('alice', 'DELETE', `/floatingips/${again.id}`);
   });
 
+  test('deleting an external network takes its unassociated floating IPs with it; an associated one keeps it in use', async () => {
+    const ext = (await f.call('admin', 'POST', '/networks', { network: { name: 'ext2', 'router:external': true } })).body.network!;
+    const sub = (await f.call('admin', 'POST', '/subnets', { subnet: { network_id: ext.id, ip_version: 4, cidr: '198.51.100.0/24', enable_dhcp: false } })).body.subnet!;
+    const loose = (await f.call('admin', 'POST', '/floatingips', { floatingip: { floating_network_id: ext.id } })).body.floatingip!;
+    // a member sees the external network but not the subnets of a non-shared one (Neutron's)
+    assert.equal((await f.call('alice', 'GET', `/networks/${ext.id}`)).status, 200);
+    assert.deepEqual((await f.call('alice', 'GET', `/subnets?network_id=${ext.id}`)).body.subnets, []);
+    assert.equal((await f.call('alice', 'GET', `/subnets/${sub.id}`)).status, 404);
+    assert.equal((await f.call('admin', 'DELETE', `/networks/${ext.id}`)).status, 204);
+    assert.equal((await f.call('admin', 'GET', `/floatingips/${loose.id}`)).status, 404, 'the floating IP went with its network');
+    assert.equal((await f.call('admin', 'GET', `/ports?device_id=${loose.id}`)).body.ports!.length, 0, 'and its port');
+
+    const fip = await mkFip();
+    assert.equal((await f.call('alice', 'PUT', `/floatingips/${fip.id}`, { floatingip: { port_id: vm.id } })).status, 200);
+    await f.refused('admin', 'DELETE', `/networks/${f.pub}`, undefined, 409, 'NetworkInUse');
+    assert.equal((await f.call('alice', 'GET', `/floatingips/${fip.id}`)).status, 200, 'an associated floating IP stays');
+    await f.call('alice', 'DELETE', `/floatingips/${fip.id}`);
+  });
+
   test('bad creates change nothing', async () => {
     await f.refused('alice', 'POST', '/floatingips', { floatingip: { floating_network_id: f.net } }, 400, 'BadRequest',
       `Bad floatingip request: Network ${f.net} is not a valid external network.`);
