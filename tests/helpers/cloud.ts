@@ -1,7 +1,8 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../../src/cli/nats.ts';
 
@@ -56,9 +57,18 @@ export async function startCloud(opts: { dir?: string; database?: string; port?:
   return {
     dir, port, url: `http://127.0.0.1:${port}`, authUrl: rc.OS_AUTH_URL!, password: rc.OS_PASSWORD!,
     env: { ...cleanEnv(), ...rc }, output: () => out, child,
-    async stop() { child.kill('SIGTERM'); const code = await exited; killGuests(dir); return code; },
+    async stop() { child.kill('SIGTERM'); const code = await exited; killGuests(dir); await dropFirewall(join(dir, 'data')); return code; },
     async kill9() { child.kill('SIGKILL'); await exited; killGuests(dir); },
   };
+}
+
+/**
+ * The host nftables tables of a stopped test cloud's agent (named after its network state
+ * directory, /run/gureum/net-<sha1(data dir)>): its guests are gone, so are their rules.
+ */
+export async function dropFirewall(dataDir: string): Promise<void> {
+  const table = `gureum_net_${createHash('sha1').update(resolve(dataDir)).digest('hex').slice(0, 12)}`;
+  for (const family of ['bridge', 'inet']) await run('nft', ['delete', 'table', family, table]).catch(() => undefined);
 }
 
 /**

@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { deviceNames, type HostNetworkState, type PortState, type SecurityGroupState } from '../../bus/network.ts';
@@ -372,12 +372,13 @@ test('7. convergence: hand-deleted bridge, killed dnsmasq, deleted router namesp
   assert.equal((await getLink(H, deviceNames.tap(p3)))?.master, undefined, 'the fake VM of the removed port is detached');
   assert.ok(await ping(VM1, '10.10.1.12'), 'the rest still works');
 
-  // restart: a new agent with an empty state dir still removes everything with its prefix
+  // restart after a reboot-like loss of /run: a new agent on its emptied state dir still
+  // removes everything with its prefix, and its nftables tables (named after that dir)
   const pid1 = Number(readFileSync(pidFile, 'utf8'));
   await agent.close();
-  const fresh = join(ns.dir, 'agent2');
-  mkdirSync(fresh);
-  agent = newAgent(fresh);
+  rmSync(stateDir, { recursive: true, force: true });
+  mkdirSync(stateDir);
+  agent = newAgent(stateDir);
   rep = await agent.apply({ host: 'h1', generation: ++gen, networks: [], ports: [], dhcp: [], routers: [], securityGroups: [] });
   assert.deepEqual(rep.errors, []);
   const left = (await listNamespaces()).filter((n) => n.startsWith(ns.prefix('h1')));

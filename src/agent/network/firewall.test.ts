@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SecurityGroupState } from '../../bus/network.ts';
-import { firewallDelta, groupSetName, mergePrefixes, protocolNumber, renderFirewall, ruleMatch, type FirewallInput } from './firewall.ts';
+import { firewallDelta, firewallTableName, groupSetName, mergePrefixes, protocolNumber, renderFirewall, ruleMatch, type FirewallInput } from './firewall.ts';
 import { parseCidr } from './names.ts';
 import { canRunNetworkTests, TestNamespaces } from './test-helpers.ts';
 import { runIn } from './exec.ts';
@@ -64,6 +64,16 @@ test('rule matches: ports, ICMP type/code, prefixes normalised, remote groups', 
 test('prefixes inside others are merged away', () => {
   const got = mergePrefixes(['10.0.0.5', '10.0.0.0/24', '10.0.1.1', '10.0.0.0/24'].map((c) => parseCidr('t', c)));
   assert.deepEqual(got.map((c) => `${c.network}/${c.prefixLen}`).sort(), ['10.0.0.0/24', '10.0.1.1/32']);
+});
+
+test('each agent state directory (one per cloud) names its own tables, so clouds on one machine keep their rules apart', () => {
+  assert.equal(firewallTableName('/run/gureum/net-0123456789ab'), 'gureum_net_0123456789ab');
+  const a = renderFirewall({ ...input, table: firewallTableName('/run/gureum/net-a') });
+  const b = renderFirewall({ ...input, table: firewallTableName('/run/gureum/net-b') });
+  assert.match(a.text, /^table bridge gureum_net_a\ndelete table bridge gureum_net_a\n/);
+  assert.doesNotMatch(a.text, /gureum_net_b/);
+  assert.match(firewallDelta(a.tables, { ...a, tables: a.tables.map((t) => ({ ...t, chains: new Map([...t.chains].filter(([n]) => !n.includes('tapbbb'))) })) }.tables), /^(flush|delete) chain (bridge|inet) gureum_net_a /m);
+  assert.doesNotMatch(b.text, /gureum_net_a/);
 });
 
 test('renders anti-spoofing, marks, zones, per-port chains; bad rules become warnings', () => {

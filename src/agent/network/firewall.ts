@@ -22,6 +22,7 @@
  *
  * Ports without port security get no chain at all (no mark, no filtering).
  */
+import { basename } from 'node:path';
 import type { SecurityGroupRuleState, SecurityGroupState } from '../../bus/network.ts';
 import { runIn } from './exec.ts';
 import { checkId, cidrText, ipToBigInt, linkLocalFromMac, parseCidr, type Cidr } from './names.ts';
@@ -39,6 +40,8 @@ export interface FirewallPort {
 }
 
 export interface FirewallInput {
+  /** The tables' name (both families); default `gureum`. One per agent, so two clouds on one machine do not overwrite each other's. */
+  table?: string;
   /** Ports with port security (others are not filtered and need not be listed). */
   ports: FirewallPort[];
   /** Every bridge of this host's networks; the agent's own (tenant) bridges with a conntrack zone. */
@@ -235,7 +238,7 @@ function portChains(p: FirewallPort, groups: Map<string, SecurityGroupState>, wa
 export interface NftChain { head: string | null; rules: string[] }
 /** A named set: its declaration (type, flags) and its elements ('' when empty). */
 export interface NftSet { decl: string; elements: string }
-export interface NftTable { family: 'bridge' | 'inet'; sets: Map<string, NftSet>; chains: Map<string, NftChain> }
+export interface NftTable { family: 'bridge' | 'inet'; name: string; sets: Map<string, NftSet>; chains: Map<string, NftChain> }
 
 export interface FirewallRules {
   /** The whole ruleset, replacing the previous one in one transaction. */
@@ -253,8 +256,9 @@ export function renderFirewall(input: FirewallInput): FirewallRules {
     try { groups.set(checkId('security group', g.id), g); } catch (e) { warnings.push(`${(e as Error).message}; group ignored`); }
   }
   const ports = [...input.ports].sort((a, b) => a.index - b.index);
-  const bridgeT: NftTable = { family: 'bridge', sets: new Map(), chains: new Map() };
-  const inetT: NftTable = { family: 'inet', sets: new Map(), chains: new Map() };
+  const name = input.table ?? TABLE;
+  const bridgeT: NftTable = { family: 'bridge', name, sets: new Map(), chains: new Map() };
+  const inetT: NftTable = { family: 'inet', name, sets: new Map(), chains: new Map() };
 
   const okPorts: { p: FirewallPort; spoof: string[] }[] = [];
   for (const p of ports) {
@@ -334,9 +338,9 @@ export function renderFirewall(input: FirewallInput): FirewallRules {
 /** Full replacement: create-if-missing, delete, define — one transaction. */
 export function serializeFull(tables: NftTable[]): string {
   const out: string[] = [];
-  for (const t of tables) out.push(`table ${t.family} ${TABLE}`, `delete table ${t.family} ${TABLE}`);
+  for (const t of tables) out.push(`table ${t.family} ${t.name}`, `delete table ${t.family} ${t.name}`);
   for (const t of tables) {
-    out.push(`table ${t.family} ${TABLE} {`);
+    out.push(`table ${t.family} ${t.name} {`);
     for (const [name, set] of t.sets) {
       out.push(`  set ${name} {`, `    ${set.decl}`);
       if (set.elements) out.push(`    elements = { ${set.elements} }`);
@@ -364,8 +368,8 @@ const sameRules = (a: NftChain, b: NftChain) => a.head === b.head && a.rules.len
 export function firewallDelta(prev: NftTable[], next: NftTable[]): string {
   const adds: string[] = [], fills: string[] = [], removes: string[] = [];
   for (const n of next) {
-    const p = prev.find((t) => t.family === n.family);
-    const at = `${n.family} ${TABLE}`;
+    const p = prev.find((t) => t.family === n.family && t.name === n.name);
+    const at = `${n.family} ${n.name}`;
     if (!p) return serializeFull(next);
     for (const [name, set] of n.sets) {
       const old = p.sets.get(name);
@@ -396,14 +400,23 @@ export function firewallDelta(prev: NftTable[], next: NftTable[]): string {
   return all.length ? all.join('\n') + '\n' : '';
 }
 
+/**
+ * The name of an agent's host tables: one per agent state directory (one per cloud), so
+ * two clouds on one machine each filter only their own ports instead of replacing each
+ * other's ruleset. `/run/gureum/net-<id>` gives `gureum_net_<id>`.
+ */
+export function firewallTableName(stateDir: string): string {
+  return `${TABLE}_${basename(stateDir).replace(/[^A-Za-z0-9_]/g, '_').slice(0, 48)}`;
+}
+
 /** Loads a ruleset atomically (`nft -f -`) in a namespace. */
 export async function loadRuleset(ns: string | undefined, text: string): Promise<void> {
   await runIn(ns, 'nft', ['-f', '-'], { input: text });
 }
 
-/** Whether both gureum tables exist in a namespace. */
-export async function firewallPresent(ns: string | undefined): Promise<boolean> {
+/** Whether both tables of this name exist in a namespace. */
+export async function firewallPresent(ns: string | undefined, table = TABLE): Promise<boolean> {
   const { stdout } = await runIn(ns, 'nft', ['list', 'tables']);
   const t = stdout.split('\n').map((l) => l.trim());
-  return t.includes(`table bridge ${TABLE}`) && t.includes(`table inet ${TABLE}`);
+  return t.includes(`table bridge ${table}`) && t.includes(`table inet ${table}`);
 }
