@@ -3,6 +3,7 @@ import type { ServiceMount } from '../../api/server.ts';
 import { neutronError } from './errors.ts';
 import { networkBase, send, withJson } from './http.ts';
 import { caller } from './policy.ts';
+import { agentRoutes } from './routes/agents.ts';
 import { extensionRoutes } from './routes/extensions.ts';
 import { floatingIpRoutes } from './routes/floating-ips.ts';
 import { networkRoutes } from './routes/networks.ts';
@@ -24,7 +25,7 @@ import type { NetworkDeps } from './types.ts';
 const RESOURCES: [string, string][] = [
   ['network', 'networks'], ['subnet', 'subnets'], ['port', 'ports'], ['security_group', 'security-groups'],
   ['security_group_rule', 'security-group-rules'], ['quota', 'quotas'], ['extension', 'extensions'], ['availability_zone', 'availability_zones'],
-  ['router', 'routers'], ['floatingip', 'floatingips'],
+  ['router', 'routers'], ['floatingip', 'floatingips'], ['agent', 'agents'],
 ];
 
 function versionDoc(req: FastifyRequest) {
@@ -55,6 +56,7 @@ export function networkApiRoutes(app: FastifyInstance, deps: NetworkDeps): void 
   quotaRoutes(app, deps);
   extensionRoutes(app);
   tagRoutes(app, deps);
+  agentRoutes(app, deps);
 }
 
 export function networkMount(deps: NetworkDeps): ServiceMount {
