@@ -4,8 +4,9 @@
  * at 169.254.169.254 through the network's proxy, and talk to each other; security groups
  * decide what reaches them (a group without an ICMP rule drops ping, adding the rule lets
  * it through); a guest cannot send from an address that is not its own; another project's
- * network is out of reach. The vantage point for SSH is the network's DHCP namespace (the
- * operator's `ip netns exec qdhcp-<network> ssh ...`), until floating IPs are used.
+ * network is out of reach until an admin puts both subnets on one router. The vantage
+ * point for SSH is the network's DHCP namespace (the operator's
+ * `ip netns exec qdhcp-<network> ssh ...`), until floating IPs are used.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +22,7 @@ let t: ReturnType<typeof computeTools>;
 let key: string;
 let netId: string;
 const vms: { id: string; ip: string }[] = [];
+let other: { id: string; ip: string } | undefined;
 
 const READY = /GUREUM-GUEST-READY (\S+) (\S+)/;
 
@@ -35,6 +37,12 @@ async function inGuest(ip: string, cmd: string): Promise<{ ok: boolean; out: str
     return { ok: false, out: `${err.stdout ?? ''}${err.stderr ?? ''}` };
   }
 }
+/** The guest's ready line on its console; on a timeout the error carries the console. */
+async function ready(tools: ReturnType<typeof computeTools>, id: string): Promise<string> {
+  return tools.consoleMatch(id, READY, 180_000).catch(async (e: Error) => {
+    throw new Error(`${e.message}\n${String(await t.os('console', 'log', 'show', id).catch((x: Error) => x.message))}`);
+  });
+}
 const pings = async (from: string, to: string, extra = '') => (await inGuest(from, `ping -c 1 -W 2 ${extra} ${to}`)).ok;
 
 before(async () => {
@@ -47,6 +55,8 @@ before(async () => {
 after(async () => {
   // Leave nothing on the host: servers first (their ports go with them), then the networks.
   for (const v of vms) await t.os('server', 'delete', '--wait', v.id).catch(() => undefined);
+  for (const sub of ['sub1', 'sub2']) await t.os('router', 'remove', 'subnet', 'r12', sub).catch(() => undefined);
+  await t.os('router', 'delete', 'r12').catch(() => undefined);
   await t.os('network', 'delete', 'net1').catch(() => undefined);
   await t.os('network', 'delete', 'net2').catch(() => undefined);
   await cloud?.stop();
@@ -74,7 +84,7 @@ test('two servers on a tenant network: DHCP gives each its port address, MTU and
     assert.equal(ports.length, 1);
     assert.equal(ports[0]!['Fixed IP Addresses'][0]!.ip_address, v.ip);
     // The guest prints its hostname (from the metadata service) and the address DHCP gave it.
-    const out = await t.consoleMatch(v.id, READY, 120_000);
+    const out = await ready(t, v.id);
     const m = READY.exec(out)!;
     assert.equal(m[2], `${v.ip}/24`);
     assert.equal(m[1], v === vms[0] ? 'gvm1' : 'gvm2');
@@ -133,10 +143,27 @@ test('another project\'s network is not reachable', { timeout: 240_000 }, async 
   const t2 = computeTools(cloud, env);
   const shown = await t2.waitStatus(s.id, 'ACTIVE', 120_000);
   const ip = (shown.addresses as Record<string, string[]>).net2![0]!;
-  await t2.consoleMatch(s.id, READY, 120_000);
+  await ready(t2, s.id);
   const [a] = vms as [{ id: string; ip: string }];
   assert.equal(await pings(a.ip, ip), false, 'no path from net1 to net2');
   // An admin sees every project's ports.
   const ports = await t.json<{ ID: string }[]>('port', 'list', '--network', 'net2');
   assert.ok(ports.length >= 1, 'admin sees the other project\'s ports');
+  other = { id: s.id, ip };
+});
+
+test('after an admin adds both subnets to one router, the two networks reach each other', { timeout: 120_000 }, async () => {
+  const [a] = vms as [{ id: string; ip: string }];
+  assert.ok(other, 'the other project\'s server is up');
+  await t.os('router', 'create', 'r12');
+  await t.os('router', 'add', 'subnet', 'r12', 'sub1');
+  const sub2 = await t.json<{ id: string }>('subnet', 'show', 'sub2');
+  await t.os('router', 'add', 'subnet', 'r12', sub2.id);
+  const ifaces = await t.json<{ 'Fixed IP Addresses': { ip_address: string }[] }[]>('port', 'list', '--router', 'r12');
+  assert.deepEqual(ifaces.map((p) => p['Fixed IP Addresses'][0]!.ip_address).sort(), ['10.50.0.1', '10.60.0.1']);
+  // Routed through the router's namespace: each guest's default gateway is its subnet's interface.
+  await until('ping from net1 to net2 through the router', async () => pings(a.ip, other!.ip), 60_000, 500);
+  // Taking net2 off the router cuts the path again.
+  await t.os('router', 'remove', 'subnet', 'r12', sub2.id);
+  await until('net2 out of reach again', async () => !(await pings(a.ip, other!.ip)), 30_000, 500);
 });
