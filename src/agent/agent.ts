@@ -128,6 +128,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   });
   bus.serve(subjects.unrescue, (req, meta) => life.unrescue(req.uuid, rlog(meta.requestId, req.uuid)));
   bus.serve(subjects.action, (req) => act(req.uuid, req.verb, req.timeoutMs ?? 60_000));
+  bus.serve(subjects.attachInterface, (req, meta) => life.attachInterface(req, rlog(meta.requestId, req.uuid)));
+  bus.serve(subjects.detachInterface, (req, meta) => life.detachInterface(req, rlog(meta.requestId, req.uuid)));
   bus.serve(subjects.remove, async (req) => ({ removed: await life.remove(req.uuid) }));
   bus.serve(subjects.state, async (req) => {
     if (!existsSync(join(instancesDir, req.uuid, 'spec.json'))) return { exists: false, power: 0 as PowerCode };

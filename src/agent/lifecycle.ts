@@ -12,7 +12,9 @@ import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promise
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { BuildRequest, ImageRef, PortNic, PowerCode, RebuildRequest, RescueRequest, ResizeRequest, StateReply } from '../bus/compute.ts';
+import type {
+  AttachInterfaceRequest, BuildRequest, DetachInterfaceRequest, ImageRef, PortNic, PowerCode, RebuildRequest, RescueRequest, ResizeRequest, StateReply,
+} from '../bus/compute.ts';
 import { deviceNames } from '../bus/network.ts';
 import type { Logger } from '../common/logger.ts';
 import { PowerStateCode, type DiskSpec, type HypervisorDriver, type InstanceSpec } from './hypervisor/driver.ts';
@@ -139,7 +141,7 @@ export class InstanceLifecycle {
       boot: kernel ? { kind: 'kernel', kernel, ramdisk, cmdline: req.cmdline } : { kind: 'disk' },
       disks,
       nics: req.network === 'auto' ? [{ kind: 'user', mac: keep.mac ?? req.mac, sshHostPort, metadataSocket }]
-        : ports.map((p) => ({ kind: 'tap' as const, mac: p.mac, ifname: deviceNames.tap(p.portId) })),
+        : ports.map((p) => ({ kind: 'tap' as const, mac: p.mac, ifname: deviceNames.tap(p.portId), portId: p.portId })),
     };
   }
 
@@ -290,6 +292,40 @@ export class InstanceLifecycle {
     await this.d.metadata.stop(uuid);
     await this.d.driver.remove(uuid);
     return existed;
+  }
+
+  /**
+   * Interface attach: the port's tap is made and plugged by the data plane (the port is
+   * bound here already), then the NIC goes into the guest. A rescued instance gets it in
+   * its own spec too, so unrescue keeps it.
+   */
+  async attachInterface(req: AttachInterfaceRequest, log: Logger): Promise<{ attached: boolean }> {
+    if (!this.d.network) throw new Error('this host has no tenant networking: cannot plug Neutron ports');
+    await this.d.network.preparePorts([req.port], log);
+    const nic = { kind: 'tap' as const, mac: req.port.mac, ifname: deviceNames.tap(req.port.portId), portId: req.port.portId };
+    await this.d.driver.attachNic(req.uuid, nic);
+    await this.editSavedSpec(req.uuid, (s) => { if (!s.nics.some((n) => n.kind === 'tap' && n.ifname === nic.ifname)) s.nics.push(nic); });
+    log.info({ port: req.port.portId, ifname: nic.ifname }, 'interface attached');
+    return { attached: true };
+  }
+
+  /** Interface detach: the NIC leaves the guest and its spec (the controller unbinds the port next). */
+  async detachInterface(req: DetachInterfaceRequest, log: Logger): Promise<{ detached: boolean }> {
+    const ifname = deviceNames.tap(req.portId);
+    const detached = await this.d.driver.detachNic(req.uuid, ifname, req.timeoutMs);
+    await this.editSavedSpec(req.uuid, (s) => { s.nics = s.nics.filter((n) => !(n.kind === 'tap' && n.ifname === ifname)); });
+    log.info({ port: req.portId, ifname, detached }, 'interface detached');
+    return { detached };
+  }
+
+  /** Apply a change to the specs kept aside (a rescued guest's own, a pending resize's old one). */
+  private async editSavedSpec(uuid: string, edit: (s: InstanceSpec) => void): Promise<void> {
+    for (const path of [join(this.dir(uuid), F.unrescueSpec), join(this.dir(uuid), F.resizeBackup, 'spec.json')]) {
+      const s = await readJsonFile<InstanceSpec>(path);
+      if (!s) continue;
+      edit(s);
+      await writeFile(path, JSON.stringify(s));
+    }
   }
 
   /** Unrescue: stop the rescue guest, drop its disk, boot the instance's own spec again. */

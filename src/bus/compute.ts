@@ -118,6 +118,11 @@ export interface RescueRequest {
 
 export interface SnapshotRequest { uuid: string; imageId: string; uploadUrl: string; token: string; diskFormat: 'qcow2' | 'raw' }
 
+/** Interface attach: the port is bound to this host already; its tap is plugged, then hot-plugged into the guest (or only saved in the spec of a stopped one). */
+export interface AttachInterfaceRequest { uuid: string; port: PortNic }
+/** Interface detach: the NIC leaves the guest (and its spec); the controller unbinds the port afterwards. */
+export interface DetachInterfaceRequest { uuid: string; portId: string; timeoutMs?: number }
+
 export function agentSubjects(host: string) {
   const s = <Req, Res>(verb: string): Subject<Req, Res> => subject<Req, Res>(`gureum.agent.${host}.${verb}`);
   return {
@@ -135,5 +140,7 @@ export function agentSubjects(host: string) {
     unrescue: s<{ uuid: string }, StateReply>('unrescue'),
     /** The password the guest posted to its metadata service ('' when none); `clear` deletes it. */
     password: s<{ uuid: string; clear?: boolean }, { password: string }>('password'),
+    attachInterface: s<AttachInterfaceRequest, { attached: boolean }>('attach-interface'),
+    detachInterface: s<DetachInterfaceRequest, { detached: boolean }>('detach-interface'),
   };
 }

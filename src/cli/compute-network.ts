@@ -1,8 +1,8 @@
 import type { AuthContext } from '../api/context.ts';
-import { BadRequest, Conflict, GureumError } from '../common/errors.ts';
+import { BadRequest, Conflict, GureumError, NotFound } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { Db } from '../db/index.ts';
-import type { NetworkApi, RequestedNic, ResolvedNic, VifInfo } from '../services/compute/networks.ts';
+import type { InterfacePort, NetworkApi, RequestedNic, ResolvedNic, VifInfo } from '../services/compute/networks.ts';
 import { parseIp } from '../services/network/netaddr.ts';
 import { NetworkService, systemAuth } from '../services/network/service.ts';
 import type { NetworkView, PortView } from '../services/network/types.ts';
@@ -58,10 +58,19 @@ export function computeNetworkApi(net: NetworkService, db: Db): NetworkApi {
     return ports.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
   }
 
+  /**
+   * Ports users brought to an attach, from the moment they are bound: a network info refresh
+   * that reads the cache before the attach wrote it must still see them as the user's
+   * (kept on detach and delete), whatever order its read and write land in.
+   */
+  const claimedByAttach = new Set<string>();
+
   const preserved = async (instanceUuid: string): Promise<Set<string>> => {
     const row = await db.selectFrom('instances').select('network_info').where('uuid', '=', instanceUuid).executeTakeFirst();
     const vifs = row ? JSON.parse(row.network_info) as VifInfo[] : [];
-    return new Set(vifs.filter((v) => v.preserveOnDelete).map((v) => v.portId));
+    const out = new Set(vifs.filter((v) => v.preserveOnDelete).map((v) => v.portId));
+    if (claimedByAttach.size) for (const p of await portsOf(instanceUuid)) if (claimedByAttach.has(p.id)) out.add(p.id);
+    return out;
   };
 
   return {
@@ -157,6 +166,100 @@ export function computeNetworkApi(net: NetworkService, db: Db): NetworkApi {
 
     async bind(instanceUuid, host) {
       for (const p of await portsOf(instanceUuid)) await net.updatePort(systemAuth(p.project_id), p.id, { host_id: host });
+    },
+
+    async resolveAttach(auth, instance, req) {
+      if (req.portId) {
+        const p = await net.showPort(auth, req.portId).catch((e: unknown) => {
+          if (notFound(e)) throw new NotFound(`Port id ${req.portId} could not be found.`);
+          throw e;
+        });
+        if (p.device_id) throw new Conflict(`Port ${p.id} is still in use.`);
+        if (p.project_id !== instance.projectId) throw new BadRequest(`Port ${p.id} not usable for instance ${instance.uuid}.`);
+        return { portId: p.id, networkId: p.network_id };
+      }
+      if (req.fixedIp !== undefined && !parseIp(req.fixedIp)) throw new BadRequest(`Invalid fixed IP address (${req.fixedIp})`);
+      let networkId = req.networkId;
+      if (!networkId) {
+        const nets = await usableNetworks(auth);
+        if (nets.length > 1) throw new Conflict('Multiple possible networks found, use a Network ID to be more specific.');
+        if (nets.length === 0) throw new BadRequest(`Failed to allocate the network(s) with error No network(s) available for instance ${instance.uuid}, not rescheduling.`);
+        networkId = nets[0]!.id;
+      }
+      const n = await net.showNetwork(auth, networkId).catch((e: unknown) => {
+        if (notFound(e)) throw new NotFound(`Network ${networkId} could not be found.`);
+        throw e;
+      });
+      if (n.subnets.length === 0) throw new BadRequest(`Network ${n.id} requires a subnet in order to boot instances on.`);
+      return { networkId: n.id, ...(req.fixedIp ? { fixedIp: req.fixedIp } : {}) };
+    },
+
+    async attach(req) {
+      const claimed = 'portId' in req.nic ? req.nic.portId : undefined;
+      if (claimed) claimedByAttach.add(claimed);
+      try {
+        const [vif] = await this.allocate({
+          instanceUuid: req.instanceUuid, projectId: req.projectId, hostname: req.hostname, host: req.host,
+          availabilityZone: req.availabilityZone, nics: [req.nic], securityGroups: [], log: req.log,
+        }).catch((e: unknown) => {
+          if (e instanceof BadRequest && /already in use/.test(e.message)) {
+            throw new Conflict(`Fixed IP address ${'fixedIp' in req.nic ? req.nic.fixedIp : ''} is already in use on instance ${req.instanceUuid}.`);
+          }
+          throw e;
+        });
+        // Into the cache at once, with the port's provenance: every later refresh reads it from there.
+        const row = await db.selectFrom('instances').select('network_info').where('uuid', '=', req.instanceUuid).executeTakeFirst();
+        const cached = (row ? JSON.parse(row.network_info) as VifInfo[] : []).filter((v) => v.portId !== vif!.portId);
+        await db.updateTable('instances').set({ network_info: JSON.stringify([...cached, vif]) }).where('uuid', '=', req.instanceUuid).execute();
+        return vif!;
+      } catch (e) {
+        if (claimed) claimedByAttach.delete(claimed);
+        throw e;
+      }
+    },
+
+    async release(instanceUuid, portId, log) {
+      const keep = await preserved(instanceUuid);
+      const p = (await portsOf(instanceUuid)).find((x) => x.id === portId);
+      claimedByAttach.delete(portId);
+      if (!p) return;
+      const admin = systemAuth(p.project_id);
+      if (keep.has(p.id)) await net.updatePort(admin, p.id, { device_id: '', device_owner: '', host_id: '' });
+      else await net.deletePort(admin, p.id).catch((e: unknown) => { if (!notFound(e)) throw e; });
+      log.info({ instance: instanceUuid, port: p.id, kept: keep.has(p.id) }, keep.has(p.id) ? 'port unbound' : 'port deleted');
+    },
+
+    async interfaces(instanceUuid): Promise<InterfacePort[]> {
+      return (await portsOf(instanceUuid)).map((p) => ({
+        portId: p.id, networkId: p.network_id, mac: p.mac_address, status: p.status,
+        fixedIps: p.fixed_ips.map((f) => ({ ip_address: f.ip_address, subnet_id: f.subnet_id })),
+      }));
+    },
+
+    async addFixedIp(instanceUuid, networkId) {
+      const p = (await portsOf(instanceUuid)).find((x) => x.network_id === networkId);
+      if (!p) throw new BadRequest(`Network ${networkId} could not be found for instance ${instanceUuid}.`);
+      const admin = systemAuth(p.project_id);
+      const subnets = (await net.showNetwork(admin, networkId)).subnets;
+      let last: unknown;
+      for (const subnet of subnets) {
+        try {
+          await net.updatePort(admin, p.id, {
+            fixed_ips: [...p.fixed_ips.map((f) => ({ subnet_id: f.subnet_id, ip_address: f.ip_address })), { subnet_id: subnet }],
+          });
+          return;
+        } catch (e) { last = e; }
+      }
+      throw new BadRequest(`No fixed IP addresses available for network: ${networkId}${last instanceof Error ? ` (${last.message})` : ''}`);
+    },
+
+    async removeFixedIp(instanceUuid, address) {
+      const p = (await portsOf(instanceUuid)).find((x) => x.fixed_ips.some((f) => f.ip_address === address));
+      if (!p) return false;
+      await net.updatePort(systemAuth(p.project_id), p.id, {
+        fixed_ips: p.fixed_ips.filter((f) => f.ip_address !== address).map((f) => ({ subnet_id: f.subnet_id, ip_address: f.ip_address })),
+      });
+      return true;
     },
   };
 }

@@ -29,7 +29,23 @@ export type NicSpec =
     /** Unix socket of this instance's metadata server, reached by the guest as http://169.254.169.254/ */
     metadataSocket?: string;
   }
-  | { kind: 'tap'; mac: string; ifname: string };
+  | TapNicSpec;
+
+/**
+ * A NIC on a tap device the network data plane made (a Neutron port). Tap NICs are PCI
+ * devices on both machines, so any of them can be hot-unplugged (interface detach).
+ */
+export interface TapNicSpec {
+  kind: 'tap'; mac: string; ifname: string;
+  /** The Neutron port it stands for (informational; the tap name derives from it). */
+  portId?: string;
+  /**
+   * microvm: the hotplug root port (`hp<slot>`) it sits on. Hot-plugged NICs keep theirs so
+   * a restart (or resume from saved state) lays the devices out exactly as before; NICs
+   * without one get the lowest free slots at launch (see cmdline.ts assignSlots).
+   */
+  slot?: number;
+}
 
 export type BootSpec =
   /** Direct kernel boot (AKI/ARI images): microvm machine, PVH entry for an uncompressed vmlinux. */
@@ -107,4 +123,16 @@ export interface HypervisorDriver {
   snapshotRootDisk(uuid: string, destPath: string, format: 'qcow2' | 'raw'): Promise<void>;
   /** Stop everything and remove the instance directory. Idempotent. */
   remove(uuid: string): Promise<void>;
+  /**
+   * Interface attach: add a tap NIC to the saved spec and, when QEMU runs, hot-plug it
+   * (netdev_add + device_add). Idempotent for a NIC already in the spec. Not for a
+   * suspended instance (its saved device state would no longer match).
+   */
+  attachNic(uuid: string, nic: TapNicSpec): Promise<void>;
+  /**
+   * Interface detach: when QEMU runs, device_del and wait (up to timeoutMs) for the guest to
+   * release it (DEVICE_DELETED), then netdev_del; the NIC leaves the saved spec. False when
+   * the spec has no such NIC.
+   */
+  detachNic(uuid: string, ifname: string, timeoutMs?: number): Promise<boolean>;
 }

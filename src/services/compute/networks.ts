@@ -57,6 +57,38 @@ export interface NetworkApi {
   deallocate(instanceUuid: string, log: Logger): Promise<void>;
   /** Bind the instance's ports to another host (migration, evacuation, unshelve). */
   bind(instanceUuid: string, host: string): Promise<void>;
+
+  /**
+   * Interface attach, API time, in the caller's scope (Nova's attach_interface checks): a
+   * port must be visible (else 404 PortNotFound), the instance's project's (else 400
+   * PortNotUsable) and free (else 409 PortInUse); a network visible (else 404
+   * NetworkNotFound) with a subnet; a fixed IP well formed. Neither: the project's one
+   * usable network (several → 409 NetworkAmbiguous, none → 400).
+   */
+  resolveAttach(auth: AuthContext, instance: { uuid: string; projectId: string }, req: { portId?: string; networkId?: string; fixedIp?: string }): Promise<ResolvedNic>;
+  /**
+   * Bind the port (or create one on the network) for the instance on `host`, and record it
+   * in the instance's network info cache (a port the user brought is kept on detach).
+   * A taken fixed IP is 409 FixedIpAlreadyInUse.
+   */
+  attach(req: { instanceUuid: string; projectId: string; hostname: string; host: string; availabilityZone: string; nic: ResolvedNic; log: Logger }): Promise<VifInfo>;
+  /** Interface detach: unbind a port the user brought, delete one compute made. Idempotent. */
+  release(instanceUuid: string, portId: string, log: Logger): Promise<void>;
+  /** The instance's ports as Nova's os-interface shows them (Neutron's status and fixed_ips). */
+  interfaces(instanceUuid: string): Promise<InterfacePort[]>;
+  /** addFixedIp: one more address (from the network's first subnet with room) on the instance's port on that network. */
+  addFixedIp(instanceUuid: string, networkId: string): Promise<void>;
+  /** removeFixedIp: the address leaves the instance's port holding it; false when no port holds it. */
+  removeFixedIp(instanceUuid: string, address: string): Promise<boolean>;
+}
+
+/** A port of an instance as os-interface lists it. */
+export interface InterfacePort {
+  portId: string;
+  networkId: string;
+  mac: string;
+  status: string;
+  fixedIps: { ip_address: string; subnet_id: string }[];
 }
 
 /** The `addresses` of a server view, from its cached VIFs (fixed addresses, then floating ones), keyed by network name. */

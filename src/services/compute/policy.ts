@@ -46,6 +46,12 @@ definePolicies({
   'os_compute_api:os-server-groups:show': projectReader,
   'os_compute_api:os-server-groups:create': anyMember,
   'os_compute_api:os-server-groups:delete': projectMember,
+  'os_compute_api:os-attach-interfaces:list': projectReader,
+  'os_compute_api:os-attach-interfaces:show': projectReader,
+  'os_compute_api:os-attach-interfaces:create': projectMember,
+  'os_compute_api:os-attach-interfaces:delete': projectMember,
+  'os_compute_api:os-multinic:add': projectMember,
+  'os_compute_api:os-multinic:remove': projectMember,
 });
 
 // Rules the satellite routes (flavors, keypairs, quotas, hosts, server groups) need beyond the above.

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ServiceMount } from '../../api/server.ts';
 import { computeBase, installMicroversions, MAX_VERSION, MIN_VERSION, novaError } from './http.ts';
 import { actionRoutes } from './routes/actions.ts';
+import { interfaceRoutes } from './routes/interfaces.ts';
 import { serverRoutes } from './routes/servers.ts';
 import type { ComputeService } from './service.ts';
 
@@ -45,6 +46,7 @@ export function computeMount(o: ComputeMountOptions): ServiceMount {
       app.get('/v2', { config: { auth: false } }, async (req) => ({ version: legacyVersionDoc(req) }));
       serverRoutes(app, o.compute, o.hostStatus);
       actionRoutes(app, o.compute);
+      interfaceRoutes(app, o.compute);
       for (const r of o.extra) r(app);
     },
   };

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { InstanceSpec } from '../driver.ts';
-import { qemuArgv, shQuote, USER_NETWORK } from './cmdline.ts';
+import { assignSlots, freeSlot, HOTPLUG_ROOT_PORTS, qemuArgv, shQuote, tapDeviceArgs, USER_NETWORK } from './cmdline.ts';
 
 const base: InstanceSpec = {
   uuid: '8d0e6a47-2f1c-4c3e-9b0e-1f6d7f7c2a11', name: 'instance-0000002a', vcpus: 1, memoryMb: 256,
@@ -21,18 +21,21 @@ function values(argv: string[], opt: string): string[] {
   return argv.flatMap((a, i) => (a === opt ? [argv[i + 1]!] : []));
 }
 
-test('kernel boot: microvm, virtio-mmio, PVH kernel with the fast command line', () => {
+const ports = (n: number) => Array.from({ length: n }, (_, i) => `pcie-root-port,id=hp${i},chassis=${i + 1},slot=${i}`);
+
+test('kernel boot: microvm, virtio-mmio, PVH kernel with the fast command line; tap NICs on PCIe hotplug ports', () => {
   const argv = qemuArgv(base, { accel: 'tcg' }, { dir: '/inst', tscKhz: 2596124 });
-  assert.deepEqual(values(argv, '-machine'), ['microvm,pit=on,pic=on,rtc=on,acpi=on']);
+  assert.deepEqual(values(argv, '-machine'), ['microvm,pit=on,pic=on,rtc=on,acpi=on,pcie=on']);
   assert.deepEqual(values(argv, '-accel'), ['tcg']);
   assert.deepEqual(values(argv, '-cpu'), ['max']);
   assert.deepEqual(values(argv, '-kernel'), ['/img/vmlinux']);
   assert.deepEqual(values(argv, '-initrd'), ['/img/initrd']);
-  assert.deepEqual(values(argv, '-append'), ['root=/dev/vda console=ttyS0 quiet cryptomgr.notests tsc_early_khz=2596124 panic=1']);
+  assert.deepEqual(values(argv, '-append'), ['root=/dev/vda console=ttyS0 quiet cryptomgr.notests pcie_ports=native tsc_early_khz=2596124 panic=1']);
   assert.deepEqual(values(argv, '-device'), [
     'virtio-rng-device,rng=rng0',
     'virtio-blk-device,drive=disk0', 'virtio-blk-device,drive=disk1',
-    'virtio-net-device,netdev=net0,mac=52:54:00:00:00:01', 'virtio-net-device,netdev=net1,mac=52:54:00:00:00:02',
+    ...ports(HOTPLUG_ROOT_PORTS),
+    'virtio-net-device,netdev=net0,mac=52:54:00:00:00:01', 'virtio-net-pci,id=nic-tap1234,netdev=hn-tap1234,mac=52:54:00:00:00:02,bus=hp0,romfile=',
   ]);
   assert.deepEqual(values(argv, '-drive'), [
     'file=/inst/disk,if=none,id=disk0,format=qcow2,cache=writeback,discard=unmap',
@@ -40,7 +43,7 @@ test('kernel boot: microvm, virtio-mmio, PVH kernel with the fast command line',
   ]);
   assert.deepEqual(values(argv, '-netdev'), [
     'user,id=net0,net=169.254.169.0/24,host=169.254.169.1,dns=169.254.169.3,dhcpstart=169.254.169.15,hostfwd=tcp:127.0.0.1:2222-:22',
-    'tap,id=net1,ifname=tap1234,script=no,downscript=no',
+    'tap,id=hn-tap1234,ifname=tap1234,script=no,downscript=no',
   ]);
   for (const flag of ['-nodefaults', '-no-user-config', '-no-shutdown']) assert.ok(argv.includes(flag), flag);
   assert.deepEqual(values(argv, '-qmp'), ['unix:/inst/qmp.sock,server=on,wait=off', 'unix:/inst/qmp-debug.sock,server=on,wait=off']);
@@ -61,6 +64,21 @@ test('disk boot: pc + SeaBIOS, virtio-pci, root disk first in boot order; KVM us
   assert.ok(values(argv, '-device').includes('virtio-blk-pci,drive=disk0,bootindex=1'));
   assert.ok(values(argv, '-device').includes('virtio-blk-pci,drive=disk1'));
   assert.ok(values(argv, '-device').includes('virtio-rng-pci,rng=rng0'));
+  assert.ok(values(argv, '-device').includes('virtio-net-pci,id=nic-tap1234,netdev=hn-tap1234,mac=52:54:00:00:00:02'), 'tap NIC on the root bus');
+  assert.ok(!values(argv, '-device').some((d) => d.startsWith('pcie-root-port')), 'pc hot-plugs on pci.0');
+});
+
+test('hotplug slots: kept ones stay, others take the lowest free; more ports when the slots need them', () => {
+  const tap = (name: string, slot?: number) => ({ kind: 'tap' as const, mac: '52:54:00:00:00:09', ifname: name, ...(slot !== undefined ? { slot } : {}) });
+  const spec = { ...base, nics: [base.nics[0]!, tap('tapa'), tap('tapb', 0), tap('tapc', 3), tap('tapd')] };
+  assert.deepEqual([...assignSlots(spec)].sort((a, b) => a[0] - b[0]), [[1, 1], [2, 0], [3, 3], [4, 2]]);
+  assert.equal(freeSlot(spec), 4);
+  const devices = values(qemuArgv(spec, { accel: 'tcg' }, { dir: '/i' }), '-device');
+  assert.ok(devices.includes('virtio-net-pci,id=nic-tapd,netdev=hn-tapd,mac=52:54:00:00:00:09,bus=hp2,romfile='));
+  const wide = values(qemuArgv({ ...base, nics: [tap('tapz', 11)] }, { accel: 'tcg' }, { dir: '/i' }), '-device');
+  assert.deepEqual(wide.filter((d) => d.startsWith('pcie-root-port')), ports(12));
+  assert.throws(() => assignSlots({ nics: [tap('a', 1), tap('b', 1)] }), /twice/);
+  assert.deepEqual(tapDeviceArgs('tapx', '52:54:00:00:00:0a', 'hp5'), { driver: 'virtio-net-pci', id: 'nic-tapx', netdev: 'hn-tapx', mac: '52:54:00:00:00:0a', bus: 'hp5', romfile: '' });
 });
 
 test('resume from a state file; commas and quotes in paths are escaped', () => {

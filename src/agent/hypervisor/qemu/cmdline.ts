@@ -3,8 +3,15 @@
  * acceleration and where the instance directory is. Two machine forms:
  *
  * - kernel boot (AKI/ARI images): `-M microvm` with an uncompressed kernel entered
- *   through PVH, virtio-mmio devices, no firmware — about 2–3 s to userspace under TCG;
- * - disk boot (whole-disk images): `-M pc`, SeaBIOS, virtio-pci devices.
+ *   through PVH, virtio-mmio devices, no firmware — about 2–3 s to userspace under TCG.
+ *   virtio-mmio cannot hotplug, so the machine also has a PCIe host (`pcie=on`, ECAM
+ *   described through ACPI) with HOTPLUG_ROOT_PORTS `pcie-root-port`s (`hp0`…): tap NICs
+ *   (Neutron ports) are virtio-net-pci devices on them, cold-plugged at launch or
+ *   hot-plugged later (interface attach; Cinder volumes will use the same slots). The
+ *   guest kernel gets `pcie_ports=native` since microvm's ACPI tables do not hand PCIe
+ *   hotplug to the OS through _OSC, and Linux's pciehp only drives slots it owns;
+ * - disk boot (whole-disk images): `-M pc`, SeaBIOS, virtio-pci devices; tap NICs are
+ *   hot-plugged on the root bus (`pci.0`, ACPI PCI hotplug of the PIIX4).
  *
  * Both run without default devices or user config, headless, with the serial console
  * appended to `<dir>/console.log`, QMP on `<dir>/qmp.sock` and `-no-shutdown` (a guest
@@ -53,6 +60,56 @@ export function shQuote(s: string): string {
 }
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+const IFNAME = /^[\w.-]{1,15}$/;
+
+/** Hotplug root ports every microvm gets (more when its spec already uses more slots). */
+export const HOTPLUG_ROOT_PORTS = 8;
+
+/** QEMU ids of a tap NIC's backend and device (stable across launches, so any NIC can be unplugged). */
+export function tapIds(ifname: string): { netdev: string; device: string } {
+  if (!IFNAME.test(ifname)) throw new Error(`invalid tap interface name ${ifname}`);
+  return { netdev: `hn-${ifname}`, device: `nic-${ifname}` };
+}
+
+/**
+ * The root-port slot of every tap NIC of a microvm spec (by index into spec.nics): the
+ * slot it was given, else the lowest free one in spec order. Deterministic, so the
+ * driver computes the same layout the command line uses.
+ */
+export function assignSlots(spec: Pick<InstanceSpec, 'nics'>): Map<number, number> {
+  const out = new Map<number, number>();
+  const used = new Set<number>();
+  spec.nics.forEach((n, i) => {
+    if (n.kind === 'tap' && n.slot !== undefined) {
+      if (!Number.isInteger(n.slot) || n.slot < 0 || n.slot > 31) throw new Error(`invalid hotplug slot ${n.slot}`);
+      if (used.has(n.slot)) throw new Error(`hotplug slot ${n.slot} is used twice`);
+      used.add(n.slot);
+      out.set(i, n.slot);
+    }
+  });
+  let next = 0;
+  spec.nics.forEach((n, i) => {
+    if (n.kind !== 'tap' || out.has(i)) return;
+    while (used.has(next)) next++;
+    used.add(next);
+    out.set(i, next);
+  });
+  return out;
+}
+
+/** The lowest root-port slot no NIC of the spec holds. */
+export function freeSlot(spec: Pick<InstanceSpec, 'nics'>): number {
+  const used = new Set(assignSlots(spec).values());
+  let s = 0;
+  while (used.has(s)) s++;
+  return s;
+}
+
+/** How many root ports a microvm of this spec gets. */
+export function rootPorts(spec: Pick<InstanceSpec, 'nics'>): number {
+  const slots = [...assignSlots(spec).values()];
+  return Math.max(HOTPLUG_ROOT_PORTS, slots.length ? Math.max(...slots) + 1 : 0);
+}
 
 /**
  * The network of every user-mode (slirp) NIC. slirp only intercepts guest traffic to
@@ -92,6 +149,22 @@ export function metadataGuestfwd(socketPath: string): string {
   return `guestfwd=tcp:${USER_NETWORK.metadata}:80-cmd:socat -T 60 - UNIX-CONNECT:${socketPath}`;
 }
 
+/**
+ * The -device value of a tap NIC: virtio-net-pci, on a root port (microvm) or the root bus
+ * (pc). On microvm without its option ROM: there is no firmware to run it, and with it a
+ * system_reset (reboot) left the guest hanging before its kernel printed anything.
+ */
+function tapDevice(ids: { netdev: string; device: string }, mac: string, bus: string | undefined): string {
+  return ['virtio-net-pci', `id=${ids.device}`, `netdev=${ids.netdev}`, `mac=${mac}`, ...(bus ? [`bus=${bus}`, 'romfile='] : [])].join(',');
+}
+
+/** The QMP device_add arguments of a hot-plugged tap NIC (the same device as tapDevice on a command line). */
+export function tapDeviceArgs(ifname: string, mac: string, bus: string | undefined): { driver: string; id: string; netdev: string; mac: string; bus?: string; romfile?: string } {
+  if (!MAC.test(mac)) throw new Error(`invalid MAC address ${mac}`);
+  const ids = tapIds(ifname);
+  return { driver: 'virtio-net-pci', id: ids.device, netdev: ids.netdev, mac, ...(bus ? { bus, romfile: '' } : {}) };
+}
+
 export function qemuArgv(spec: InstanceSpec, host: Pick<HostCapabilities, 'accel'>, opts: LaunchOptions): string[] {
   if (!Number.isInteger(spec.vcpus) || spec.vcpus < 1) throw new Error(`invalid vcpus ${spec.vcpus}`);
   if (!Number.isInteger(spec.memoryMb) || spec.memoryMb < 16) throw new Error(`invalid memoryMb ${spec.memoryMb}`);
@@ -102,7 +175,7 @@ export function qemuArgv(spec: InstanceSpec, host: Pick<HostCapabilities, 'accel
   const argv: string[] = [
     '-name', `guest=${esc(spec.name)},debug-threads=on`,
     '-uuid', spec.uuid,
-    '-machine', micro ? 'microvm,pit=on,pic=on,rtc=on,acpi=on' : 'pc',
+    '-machine', micro ? 'microvm,pit=on,pic=on,rtc=on,acpi=on,pcie=on' : 'pc',
     '-accel', kvm ? 'kvm' : 'tcg',
     '-cpu', kvm ? 'host' : 'max',
     '-m', String(spec.memoryMb),
@@ -124,7 +197,7 @@ export function qemuArgv(spec: InstanceSpec, host: Pick<HostCapabilities, 'accel
     const parts: string[] = [];
     const extra = spec.boot.cmdline?.trim() ?? '';
     if (spec.disks.length > 0 && !/(^|\s)root=/.test(extra)) parts.push('root=/dev/vda');
-    parts.push('console=ttyS0', 'quiet', 'cryptomgr.notests');
+    parts.push('console=ttyS0', 'quiet', 'cryptomgr.notests', 'pcie_ports=native');
     if (!kvm && opts.tscKhz && opts.tscKhz > 0) parts.push(`tsc_early_khz=${opts.tscKhz}`);
     if (extra) parts.push(extra);
     argv.push('-append', parts.join(' '));
@@ -141,6 +214,11 @@ export function qemuArgv(spec: InstanceSpec, host: Pick<HostCapabilities, 'accel
     argv.push('-device', dev.join(','));
   });
 
+  const slots = micro ? assignSlots(spec) : new Map<number, number>();
+  if (micro) {
+    for (let i = 0; i < rootPorts(spec); i++) argv.push('-device', `pcie-root-port,id=hp${i},chassis=${i + 1},slot=${i}`);
+  }
+
   spec.nics.forEach((n, i) => {
     if (!MAC.test(n.mac)) throw new Error(`invalid MAC address ${n.mac}`);
     if (n.kind === 'user') {
@@ -152,11 +230,12 @@ export function qemuArgv(spec: InstanceSpec, host: Pick<HostCapabilities, 'accel
       }
       if (n.metadataSocket !== undefined) netdev.push(metadataGuestfwd(n.metadataSocket));
       argv.push('-netdev', netdev.join(','));
+      argv.push('-device', `virtio-net-${bus},netdev=net${i},mac=${n.mac}`);
     } else {
-      if (!/^[\w.-]{1,15}$/.test(n.ifname)) throw new Error(`invalid tap interface name ${n.ifname}`);
-      argv.push('-netdev', `tap,id=net${i},ifname=${n.ifname},script=no,downscript=no`);
+      const ids = tapIds(n.ifname);
+      argv.push('-netdev', `tap,id=${ids.netdev},ifname=${n.ifname},script=no,downscript=no`);
+      argv.push('-device', tapDevice(ids, n.mac, micro ? `hp${slots.get(i)!}` : undefined));
     }
-    argv.push('-device', `virtio-net-${bus},netdev=net${i},mac=${n.mac}`);
   });
 
   if (opts.incomingFile) argv.push('-incoming', `exec:cat ${shQuote(opts.incomingFile)}`);

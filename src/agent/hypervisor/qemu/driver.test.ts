@@ -47,6 +47,7 @@ after(async () => {
     } catch { /* not running */ }
   }
   rmSync(work, { recursive: true, force: true });
+  await run('ip', ['link', 'del', TAP]).catch(() => undefined);
 });
 
 const READY = /GUREUM-GUEST-READY (\S+) (\S+)/g;
@@ -121,6 +122,27 @@ test('pause and unpause', { timeout: 30_000 }, async () => {
   assert.equal((await driver.getState(UUID)).power, 'running');
 });
 
+/** A tap device of our own for the hotplug steps (nothing attached to it, no address; deleted in after()). */
+const TAP = `gtap${process.pid % 100000}`;
+const TAP_MAC = 'fa:16:3e:77:00:01';
+const guestMacs = async () => (await ssh('cat /sys/class/net/*/address')).stdout.trim().split('\n');
+
+test('attachNic hot-plugs a virtio-net-pci NIC on a free root port; the guest sees it; the spec keeps it', { timeout: 90_000 }, async () => {
+  await run('ip', ['tuntap', 'add', 'dev', TAP, 'mode', 'tap', 'vnet_hdr']);
+  const t0 = Date.now();
+  await driver.attachNic(UUID, { kind: 'tap', mac: TAP_MAC, ifname: TAP, portId: 'p1' });
+  const deadline = Date.now() + 30_000;
+  while (!(await guestMacs()).includes(TAP_MAC)) {
+    assert.ok(Date.now() < deadline, 'the guest never saw the hot-plugged NIC');
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  console.log(`hot-plugged NIC visible in the guest after ${Date.now() - t0} ms`);
+  const saved = await driver.getSpec(UUID);
+  assert.deepEqual(saved.nics.at(-1), { kind: 'tap', mac: TAP_MAC, ifname: TAP, portId: 'p1', slot: 0 });
+  await driver.attachNic(UUID, { kind: 'tap', mac: TAP_MAC, ifname: TAP }); // idempotent
+  assert.equal((await driver.getSpec(UUID)).nics.length, 2);
+});
+
 test('snapshotRootDisk: a standalone qcow2 with the same content, the guest keeps running', { timeout: 60_000 }, async () => {
   const dest = join(work, 'snap.qcow2');
   await driver.snapshotRootDisk(UUID, dest, 'qcow2');
@@ -175,6 +197,18 @@ test('suspend saves the state and stops QEMU; resume continues the same boot', {
   const { stdout } = await ssh('cat /tmp/mark; hostname');
   assert.deepEqual(stdout.trim().split('\n'), ['before-suspend', 'vm1']);
   assert.equal(await readyCount(), 1, 'no second boot');
+});
+
+test('detachNic: device_del, the guest lets go (DEVICE_DELETED), netdev_del; the spec drops it', { timeout: 90_000 }, async () => {
+  assert.ok((await guestMacs()).includes(TAP_MAC), 'the hot-plugged NIC survived suspend/resume');
+  const t0 = Date.now();
+  assert.equal(await driver.detachNic(UUID, TAP, 60_000), true);
+  console.log(`NIC unplugged in ${Date.now() - t0} ms`);
+  assert.ok(!(await guestMacs()).includes(TAP_MAC));
+  assert.equal((await driver.getSpec(UUID)).nics.length, 1);
+  assert.equal(await driver.detachNic(UUID, TAP), false);
+  // A stopped guest's spec changes without QEMU: attach and detach on the saved spec only.
+  await run('ip', ['link', 'del', TAP]).catch(() => undefined);
 });
 
 test('soft reboot: the guest powers off on the ACPI button, the same QEMU is reset and continues', { timeout: 90_000 }, async () => {

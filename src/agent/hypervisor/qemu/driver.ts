@@ -20,10 +20,10 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../../../common/logger.ts';
-import type { HostCapabilities, HypervisorDriver, InstanceSpec, InstanceState, PowerState } from '../driver.ts';
+import type { HostCapabilities, HypervisorDriver, InstanceSpec, InstanceState, PowerState, TapNicSpec } from '../driver.ts';
 import { convertImage } from '../../storage/disks.ts';
-import { instanceFiles, qemuArgv, shQuote } from './cmdline.ts';
-import { QmpClient, type RunState } from './qmp.ts';
+import { freeSlot, instanceFiles, qemuArgv, shQuote, tapDeviceArgs, tapIds } from './cmdline.ts';
+import { QmpClient, QmpError, type QmpEvent, type RunState } from './qmp.ts';
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -728,6 +728,100 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
     }
     this.log.info({ instances: out.size, running: [...out.values()].filter((s) => s.power === 'running').length }, 'adopted instances');
     return out;
+  }
+
+  // ---------------------------------------------------------------- hotplug
+
+  attachNic(uuid: string, nic: TapNicSpec): Promise<void> {
+    return this.serial(uuid, async () => {
+      const spec = await this.readSpec(uuid);
+      if (spec.nics.some((n) => n.kind === 'tap' && n.ifname === nic.ifname)) return;
+      if (existsSync(this.files(uuid).state)) throw new Error(`instance ${uuid} is suspended; resume it before changing its devices`);
+      const micro = spec.boot.kind === 'kernel';
+      const entry: TapNicSpec = { kind: 'tap', mac: nic.mac, ifname: nic.ifname, ...(nic.portId ? { portId: nic.portId } : {}) };
+      if (micro) entry.slot = freeSlot(spec);
+      const pid = await this.livePid(uuid);
+      if (pid) {
+        const m = await this.monitor(uuid);
+        if (micro && !(await this.hasDevice(m, `hp${entry.slot!}`))) {
+          throw new Error(`instance ${uuid} has no free hotplug slot (every root port is in use); stop and start it to get more`);
+        }
+        const ids = tapIds(nic.ifname);
+        const started = Date.now();
+        await m.execute('netdev_add', { type: 'tap', id: ids.netdev, ifname: nic.ifname, script: 'no', downscript: 'no' });
+        try {
+          await m.execute('device_add', tapDeviceArgs(nic.ifname, nic.mac, micro ? `hp${entry.slot!}` : undefined));
+        } catch (e) {
+          await m.execute('netdev_del', { id: ids.netdev }).catch(() => undefined);
+          throw e;
+        }
+        this.log.info({ uuid, ifname: nic.ifname, slot: entry.slot, ms: Date.now() - started }, 'NIC hot-plugged');
+      }
+      spec.nics.push(entry);
+      await writeJsonAtomic(this.files(uuid).spec, spec);
+    });
+  }
+
+  detachNic(uuid: string, ifname: string, timeoutMs = 60_000): Promise<boolean> {
+    return this.serial(uuid, async () => {
+      const spec = await this.readSpec(uuid);
+      const i = spec.nics.findIndex((n) => n.kind === 'tap' && n.ifname === ifname);
+      if (i < 0) return false;
+      if (existsSync(this.files(uuid).state)) throw new Error(`instance ${uuid} is suspended; resume it before changing its devices`);
+      const pid = await this.livePid(uuid);
+      if (pid) {
+        const m = await this.monitor(uuid);
+        const ids = tapIds(ifname);
+        const started = Date.now();
+        if (await this.hasDevice(m, ids.device)) await this.unplug(m, ids.device, timeoutMs);
+        await m.execute('netdev_del', { id: ids.netdev }).catch((e: unknown) => {
+          if (!(e instanceof QmpError && /not found/i.test(e.message))) throw e;
+        });
+        this.log.info({ uuid, ifname, ms: Date.now() - started }, 'NIC unplugged');
+      }
+      spec.nics.splice(i, 1);
+      await writeJsonAtomic(this.files(uuid).spec, spec);
+      return true;
+    });
+  }
+
+  /** A device with this id exists in the running QEMU (under /machine/peripheral). */
+  private async hasDevice(m: QmpClient, id: string): Promise<boolean> {
+    const list = await m.execute('qom-list', { path: '/machine/peripheral' });
+    return list.some((p) => p.name === id);
+  }
+
+  /**
+   * device_del is a request to the guest (PCIe attention button / ACPI eject): the device
+   * goes when the guest has let it go, which QEMU reports with DEVICE_DELETED. Linux waits
+   * 5 s after the button in case it is pressed again; the request is repeated every 15 s
+   * (a press the guest missed, e.g. during its boot) until timeoutMs.
+   */
+  private async unplug(m: QmpClient, id: string, timeoutMs: number): Promise<void> {
+    let onEvent!: (ev: QmpEvent) => void;
+    const gone = new Promise<void>((resolve) => {
+      onEvent = (ev) => { if (ev.event === 'DEVICE_DELETED' && ev.data?.device === id) resolve(); };
+      m.on('event', onEvent);
+    });
+    try {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        await m.execute('device_del', { id }).catch((e: unknown) => {
+          // A repeated request while the first is pending is refused; an absent device is gone already.
+          if (e instanceof QmpError && /not found/i.test(e.message)) return;
+          if (e instanceof QmpError && /in progress|pending/i.test(e.message)) return;
+          throw e;
+        });
+        const left = deadline - Date.now();
+        if (left <= 0) break;
+        const ok = await Promise.race([gone.then(() => true), sleep(Math.min(15_000, left)).then(() => false)]);
+        if (ok || !(await this.hasDevice(m, id))) return;
+        if (Date.now() >= deadline) break;
+      }
+      throw new Error(`the guest did not release device ${id} within ${Math.round(timeoutMs / 1000)} s`);
+    } finally {
+      m.off('event', onEvent);
+    }
   }
 
   /** Drop every monitor connection, leaving the QEMUs running (agent shutdown). */

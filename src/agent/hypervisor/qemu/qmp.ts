@@ -53,6 +53,11 @@ export interface QmpCommands {
   'blockdev-backup': { args: { device: string; target: string; sync: 'full' | 'top' | 'none' | 'incremental'; 'job-id'?: string }; ret: Empty };
   'query-block-jobs': { args: NoArgs; ret: Array<{ device: string; type: string; len: number; offset: number; busy: boolean; paused: boolean; ready: boolean; status: string }> };
   'human-monitor-command': { args: { 'command-line': string }; ret: string };
+  netdev_add: { args: { type: 'tap'; id: string; ifname: string; script: 'no'; downscript: 'no' }; ret: Empty };
+  netdev_del: { args: { id: string }; ret: Empty };
+  device_add: { args: { driver: string; id: string; bus?: string; netdev?: string; mac?: string; romfile?: string }; ret: Empty };
+  device_del: { args: { id: string }; ret: Empty };
+  'qom-list': { args: { path: string }; ret: Array<{ name: string; type: string }> };
 }
 export type QmpCommand = keyof QmpCommands;
 
@@ -67,6 +72,8 @@ export interface QmpEvents {
   GUEST_PANICKED: { action: string };
   MIGRATION: { status: MigrationStatus };
   BLOCK_JOB_COMPLETED: { device: string; len: number; offset: number; error?: string };
+  /** A device_del finished (the guest released the device); `device` is the id. */
+  DEVICE_DELETED: { device?: string; path: string };
 }
 export interface QmpEvent { event: string; data?: Record<string, unknown>; timestamp: { seconds: number; microseconds: number } }
 

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { BadRequest } from '../../../common/errors.ts';
 import { atLeast, computeBase } from '../http.ts';
 import type { ComputeService } from '../service.ts';
+import { MULTINIC_ACTIONS } from './interfaces.ts';
 import { LIFECYCLE_ACTIONS } from './lifecycle-actions.ts';
 
 /** POST /servers/{id}/action: one key names the action, its value the arguments. */
@@ -18,7 +19,8 @@ export function actionRoutes(app: FastifyInstance, compute: ComputeService): voi
     const args = body[action];
     const auth = req.ctx.auth!;
     const id = req.params.id;
-    const lifecycle = Object.hasOwn(LIFECYCLE_ACTIONS, action) ? LIFECYCLE_ACTIONS[action] : undefined;
+    const lifecycle = Object.hasOwn(LIFECYCLE_ACTIONS, action) ? LIFECYCLE_ACTIONS[action]
+      : Object.hasOwn(MULTINIC_ACTIONS, action) ? MULTINIC_ACTIONS[action] : undefined;
     if (lifecycle) return lifecycle(req, reply, compute, id, args);
     if (POWER_ACTIONS.has(action)) {
       if (args !== null && (typeof args !== 'object' || Array.isArray(args))) throw new BadRequest(`Invalid input for field/attribute ${action}.`);
