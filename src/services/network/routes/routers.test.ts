@@ -178,8 +178,8 @@ describe('routers', () => {
     const missing = '00000000-0000-4000-8000-000000000000';
     await f.refused('alice', 'PUT', `/routers/${r.id}/add_router_interface`, { subnet_id: missing }, 404, 'SubnetNotFound');
     await f.refused('alice', 'PUT', `/routers/${missing}/add_router_interface`, { subnet_id: f.sub }, 404, 'RouterNotFound', `Router ${missing} could not be found`);
-    // A member may not put a router interface on the external network it does not own.
-    await f.refused('alice', 'PUT', `/routers/${r.id}/add_router_interface`, { subnet_id: f.pubSub }, 403, 'PolicyNotAuthorized');
+    // A member does not even see the subnets of an external network it does not own (Neutron's).
+    await f.refused('alice', 'PUT', `/routers/${r.id}/add_router_interface`, { subnet_id: f.pubSub }, 404, 'SubnetNotFound');
 
     // The subnet, its network and the interface port are protected while attached.
     await f.refused('alice', 'DELETE', `/subnets/${f.sub}`, undefined, 409, 'SubnetInUse');
