@@ -372,12 +372,24 @@ test('7. convergence: hand-deleted bridge, killed dnsmasq, deleted router namesp
   assert.equal((await getLink(H, deviceNames.tap(p3)))?.master, undefined, 'the fake VM of the removed port is detached');
   assert.ok(await ping(VM1, '10.10.1.12'), 'the rest still works');
 
-  // restart after a reboot-like loss of /run: a new agent on its emptied state dir still
-  // removes everything with its prefix, and its nftables tables (named after that dir)
+  // another agent on the same host (another cloud: its own state dir) with nothing to do
+  // leaves this one's namespaces, devices and rules alone, though its names look alike
   const pid1 = Number(readFileSync(pidFile, 'utf8'));
+  const mine = (await listNamespaces()).filter((n) => n.startsWith(ns.prefix('h1')));
+  assert.ok(mine.length > 0);
+  const neighbourDir = join(ns.dir, 'neighbour');
+  mkdirSync(neighbourDir);
+  const neighbour = newAgent(neighbourDir);
+  rep = await neighbour.apply({ host: 'h1', generation: 1, networks: [], ports: [], dhcp: [], routers: [], securityGroups: [] });
+  assert.deepEqual(rep.errors, []);
+  assert.deepEqual(rep.changes.filter((c) => /delete|del |stop/.test(c)), []);
+  assert.deepEqual((await listNamespaces()).filter((n) => n.startsWith(ns.prefix('h1'))), mine);
+  assert.ok(alive(pid1), 'its dnsmasq runs on');
+  assert.ok(await ping(VM1, '10.10.1.12'), 'its guests still talk');
+  await neighbour.close();
+
+  // restart: a new agent on the same state dir told the host has nothing left removes all it made
   await agent.close();
-  rmSync(stateDir, { recursive: true, force: true });
-  mkdirSync(stateDir);
   agent = newAgent(stateDir);
   rep = await agent.apply({ host: 'h1', generation: ++gen, networks: [], ports: [], dhcp: [], routers: [], securityGroups: [] });
   assert.deepEqual(rep.errors, []);

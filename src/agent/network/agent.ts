@@ -315,20 +315,31 @@ export class NetworkAgent {
     }
     let links = await listLinks(this.host);
     const nsSpecs = [...model.dhcp.map((d) => d.spec), ...model.routers.map((r) => r.spec), ...model.meta.map((m) => m.spec)];
+    // Recorded before they are made: a crash half-way leaves nothing unaccounted for.
+    const wanted = new Set<string>();
+    for (const s of nsSpecs) { wanted.add(s.ns); for (const i of s.interfaces) wanted.add(i.hostEnd); }
+    for (const nm of model.nets.values()) if (nm.managed) wanted.add(nm.bridge);
+    for (const v of model.vxlans) wanted.add(v.name);
+    const owned = new Set([...st.owned, ...wanted]);
+    if (owned.size !== st.owned.length) { st.owned = [...owned]; await this.saveState(); }
     const wantNs = new Set(nsSpecs.map((s) => s.ns));
     const created = new Set<string>();
     const dirty = new Set<string>();
 
+    let existingNs: string[] | undefined;
     await phase('namespaces', async () => {
       const existing = await listNamespaces();
       const ours = (n: string) => this.names.isDhcpNamespace(n) || this.names.isRouterNamespace(n) || this.names.isMetaNamespace(n);
-      const stale = existing.filter((n) => ours(n) && !wantNs.has(n));
+      // Another agent on this machine (another cloud) names its namespaces the same way: only ours go.
+      const stale = existing.filter((n) => ours(n) && !wantNs.has(n) && owned.has(n));
       for (const n of stale) {
         await Promise.all((await namespacePids(n)).map((pid) => stopProcess(pid)));
         await deleteNamespace(n);
         this.nsApplied.delete(n);
+        owned.delete(n);
         rep.changes.push(`netns delete ${n}`);
       }
+      existingNs = existing;
       // files (and daemons, even in namespaces deleted by hand) of networks no longer served here
       const wantDirs = new Set(model.dhcp.map((d) => d.d.networkId));
       for (const id of await readdir(join(this.opts.stateDir, 'dhcp'))) {
@@ -364,13 +375,18 @@ export class NetworkAgent {
       for (const v of model.vxlans) wantHost.add(v.name);
       for (const s of nsSpecs) for (const i of s.interfaces) wantHost.add(i.hostEnd);
       const wantTaps = new Set(model.ports.map((p) => p.dev));
-      const ownBridges = new Set<string>([...links.filter((l) => l.name.startsWith('brq')).map((l) => l.name), ...Object.values(this.opts.physicalBridges)]);
+      // A tap that no port lists is ours to detach when it hangs on a bridge we made; on a
+      // physical bridge (shared with whatever else uses it) only when we made the tap too.
+      const ownedBridges = new Set(links.filter((l) => l.name.startsWith('brq') && owned.has(l.name)).map((l) => l.name));
+      const withPhysical = new Set([...ownedBridges, ...Object.values(this.opts.physicalBridges)]);
       const now = Date.now();
       for (const l of links) {
-        if (isOwnedHostDevice(l.name) && !wantHost.has(l.name)) {
+        if (isOwnedHostDevice(l.name) && !wantHost.has(l.name) && owned.has(l.name)) {
           lines.push(`link del ${l.name}`);
+          owned.delete(l.name);
         } else if (l.name.startsWith(TAP_PREFIX) && !wantTaps.has(l.name) && !(now - (this.ensured.get(l.name) ?? 0) < ENSURE_GRACE_MS)) {
-          const a = staleTapAction(l, st.createdTaps.includes(l.name), ownBridges);
+          const made = st.createdTaps.includes(l.name);
+          const a = staleTapAction(l, made, made ? withPhysical : ownedBridges);
           if (a === 'delete') { lines.push(`link del ${l.name}`); st.createdTaps = st.createdTaps.filter((t) => t !== l.name); }
           else if (a === 'detach') lines.push(`link set ${l.name} nomaster`);
         }
@@ -538,6 +554,13 @@ export class NetworkAgent {
       this.metadataIndex = index;
     });
 
+    // What is gone from the kernel (removed here, by hand, or by a reboot) and no longer wanted is forgotten.
+    const unwanted = [...owned].filter((n) => !wanted.has(n));
+    if (unwanted.length && existingNs) {
+      const present = new Set([...existingNs, ...(await listLinks(this.host).catch(() => links)).map((l) => l.name)]);
+      for (const n of unwanted) if (!present.has(n)) owned.delete(n);
+    }
+    st.owned = [...owned];
     this.model = model;
     this.applied = { state, failed: new Set(rep.errors.map((e) => e.what)) };
     if (deep) this.lastDeepAt = Date.now();

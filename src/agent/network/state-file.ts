@@ -1,8 +1,11 @@
 /**
  * The little the agent must remember across restarts (everything else is derived from
  * the desired state or read from the kernel): conntrack zones per network and packet-mark
- * indexes per port (kept stable so a re-apply does not shuffle them), and which taps the
- * agent itself created (only those it may delete while they hang on no bridge of its own).
+ * indexes per port (kept stable so a re-apply does not shuffle them), which taps the
+ * agent itself created (only those it may delete while they hang on no bridge of its own),
+ * and which namespaces and host devices it made: only those it removes when the desired
+ * state no longer lists them, so another agent's (another cloud on the same machine) are
+ * left alone even though their names follow the same scheme.
  */
 import { readFile } from 'node:fs/promises';
 import { writeIfChanged } from './util.ts';
@@ -15,15 +18,18 @@ export interface AgentStateFile {
   marks: Record<string, number>;
   /** Tap devices the agent created. */
   createdTaps: string[];
+  /** Namespaces (qdhcp-/qrouter-/qmeta-) and host devices (brq, vxlan-, veth ends) it made. */
+  owned: string[];
 }
 
 export function emptyState(): AgentStateFile {
-  return { version: 1, zones: {}, marks: {}, createdTaps: [] };
+  return { version: 1, zones: {}, marks: {}, createdTaps: [], owned: [] };
 }
 
 export async function loadStateFile(path: string): Promise<AgentStateFile> {
   try {
     const raw = JSON.parse(await readFile(path, 'utf8')) as Partial<AgentStateFile>;
+    const strings = (o: unknown): string[] => (Array.isArray(o) ? o.filter((t): t is string => typeof t === 'string') : []);
     const ints = (o: unknown): Record<string, number> => {
       const r: Record<string, number> = {};
       if (o && typeof o === 'object') for (const [k, v] of Object.entries(o)) if (Number.isInteger(v) && (v as number) > 0 && (v as number) <= 0xffff) r[k] = v as number;
@@ -33,7 +39,8 @@ export async function loadStateFile(path: string): Promise<AgentStateFile> {
       version: 1,
       zones: ints(raw.zones),
       marks: ints(raw.marks),
-      createdTaps: Array.isArray(raw.createdTaps) ? raw.createdTaps.filter((t): t is string => typeof t === 'string') : [],
+      createdTaps: strings(raw.createdTaps),
+      owned: strings(raw.owned),
     };
   } catch {
     return emptyState();
@@ -41,7 +48,7 @@ export async function loadStateFile(path: string): Promise<AgentStateFile> {
 }
 
 export async function saveStateFile(path: string, s: AgentStateFile): Promise<void> {
-  await writeIfChanged(path, JSON.stringify({ ...s, createdTaps: [...new Set(s.createdTaps)].sort() }, null, 1) + '\n', 0o600);
+  await writeIfChanged(path, JSON.stringify({ ...s, createdTaps: [...new Set(s.createdTaps)].sort(), owned: [...new Set(s.owned)].sort() }, null, 1) + '\n', 0o600);
 }
 
 /**
