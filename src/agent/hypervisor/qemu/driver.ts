@@ -119,6 +119,12 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
   /** What the driver is doing to an instance, so a SHUTDOWN event is read right. */
   private removing = new Set<string>();
   private intent = new Map<string, 'rebooting' | 'stopping' | 'powering-off'>();
+  /**
+   * microvm QEMUs (by uuid → pid) that had a device hot-plugged or unplugged: QEMU 7.2's
+   * system_reset of such a microvm leaves the guest hanging before its kernel prints
+   * anything, so their reboots start a fresh QEMU from the saved spec instead.
+   */
+  private hotplugged = new Map<string, number>();
 
   constructor(private readonly opts: QemuDriverOptions) {
     super();
@@ -444,7 +450,11 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
   }
 
   powerOff(uuid: string, timeoutMs: number): Promise<void> {
-    return this.serial(uuid, async () => {
+    return this.serial(uuid, () => this.powerOffLocked(uuid, timeoutMs));
+  }
+
+  private async powerOffLocked(uuid: string, timeoutMs: number): Promise<void> {
+    {
       const pid = await this.livePid(uuid);
       if (!pid) return;
       const m = await this.monitor(uuid);
@@ -470,7 +480,7 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
         this.log.info({ uuid, timeoutMs }, 'guest did not power off in time; stopping it');
       }
       await this.hardStop(uuid, 'powered-off');
-    });
+    }
   }
 
   powerOn(uuid: string): Promise<void> {
@@ -494,6 +504,15 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
       if (!pid) {
         if (existsSync(this.files(uuid).state)) await rm(this.files(uuid).state, { force: true });
         await this.launch(uuid, await this.readSpec(uuid), { freshConsole: true });
+        return;
+      }
+      if (this.hotplugged.get(uuid) === pid) {
+        // See `hotplugged`: a fresh QEMU on the same spec (the guest gets a short power cycle).
+        if (!hard) await this.powerOffLocked(uuid, softTimeoutMs);
+        await this.hardStop(uuid, 'destroyed');
+        this.hotplugged.delete(uuid);
+        await this.launch(uuid, await this.readSpec(uuid), { freshConsole: false });
+        this.log.info({ uuid, hard }, 'reboot by restarting QEMU (devices were hot-plugged)');
         return;
       }
       const m = await this.monitor(uuid);
@@ -755,6 +774,7 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
           await m.execute('netdev_del', { id: ids.netdev }).catch(() => undefined);
           throw e;
         }
+        if (micro) this.hotplugged.set(uuid, pid);
         this.log.info({ uuid, ifname: nic.ifname, slot: entry.slot, ms: Date.now() - started }, 'NIC hot-plugged');
       }
       spec.nics.push(entry);
@@ -777,6 +797,7 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
         await m.execute('netdev_del', { id: ids.netdev }).catch((e: unknown) => {
           if (!(e instanceof QmpError && /not found/i.test(e.message))) throw e;
         });
+        if (spec.boot.kind === 'kernel') this.hotplugged.set(uuid, pid);
         this.log.info({ uuid, ifname, ms: Date.now() - started }, 'NIC unplugged');
       }
       spec.nics.splice(i, 1);
