@@ -141,6 +141,8 @@ export async function claimExact(db: store.Q, subnet: SubnetRecord, port: PortRe
   }
 }
 
+const ROUTER_PORT_OWNERS = ['network:router_interface', 'network:router_interface_distributed', 'network:ha_router_replicated_interface', 'network:router_gateway'];
+
 /** A requested fixed IP, after checking it against the network's subnets. */
 export type FixedIpRequest = { subnet: SubnetRecord; ip?: string };
 
@@ -150,7 +152,9 @@ export type FixedIpRequest = { subnet: SubnetRecord; ip?: string };
  * (or is its network/broadcast address), InvalidIpForNetwork when it is in none of them,
  * a 400 for a subnet of another network or an address in an automatic-address subnet.
  */
-export function resolveFixedIps(networkId: string, subnets: SubnetRecord[], requested: { subnet_id?: string; ip_address?: string }[], maxPerPort = 5): FixedIpRequest[] {
+export function resolveFixedIps(networkId: string, subnets: SubnetRecord[], requested: { subnet_id?: string; ip_address?: string }[], maxPerPort = 5, deviceOwner = ''): FixedIpRequest[] {
+  // A router's ports take a chosen address even in a SLAAC/DHCPv6-stateless subnet (the gateway_ip), as Neutron's router ports do.
+  const routerPort = ROUTER_PORT_OWNERS.includes(deviceOwner);
   if (requested.length > maxPerPort) throw err.badRequest('Exceeded maximum amount of fixed ips per port.');
   const out: FixedIpRequest[] = [];
   for (const r of requested) {
@@ -174,7 +178,7 @@ export function resolveFixedIps(networkId: string, subnets: SubnetRecord[], requ
     const c = parseCidr(subnet.cidr)!;
     const hosts = hostRange(c);
     if (!cidrContains(c, ip) || !hosts || ip.value < hosts[0] || ip.value > hosts[1]) throw err.invalidIpForSubnet(text);
-    if (isAutoAddress(subnet)) {
+    if (isAutoAddress(subnet) && !routerPort) {
       throw err.badRequest(`IPv6 address ${text} cannot be directly assigned to a port on subnet ${subnet.id} since the subnet is configured for automatic addresses`);
     }
     out.push({ subnet, ip: text });

@@ -173,7 +173,7 @@ async function createPortIn(deps: NetworkDeps, trx: store.Q, input: PortInput, n
   await store.setExtraDhcpOpts(trx, id, checkDhcpOpts(input.extra_dhcp_opts ?? []));
   if (input.tags?.length) await store.setTags(trx, 'ports', id, input.tags);
   const subnets = await store.loadSubnets(trx, { networkIds: [net.id] });
-  const requested = input.fixed_ips === undefined ? undefined : resolveFixedIps(net.id, subnets, input.fixed_ips);
+  const requested = input.fixed_ips === undefined ? undefined : resolveFixedIps(net.id, subnets, input.fixed_ips, undefined, input.device_owner ?? '');
   await allocate(trx, { id, network_id: net.id, mac_address: finalMac, device_owner: owner }, subnets, requested);
   return id;
 }
@@ -313,7 +313,7 @@ export async function updatePort(deps: NetworkDeps, auth: AuthContext, id: strin
     }
     if (input.fixed_ips !== undefined) {
       const subnets = await store.loadSubnets(trx, { networkIds: [p.network_id] });
-      const plan = planFixedIps(p, resolveFixedIps(p.network_id, subnets, input.fixed_ips));
+      const plan = planFixedIps(p, resolveFixedIps(p.network_id, subnets, input.fixed_ips, undefined, input.device_owner ?? p.device_owner));
       const drop = p.fixed_ips.map((f) => f.ip_address).filter((ip) => !plan.keep.includes(ip));
       // Neutron's prevent_internal_ip_change_for_fip: a floating IP's fixed address stays.
       if (drop.length) await keepFloatingIpAddresses(trx, id, drop);

@@ -166,7 +166,7 @@ export async function createServicePort(deps: NetworkDeps, trx: store.Q, p: {
   if (mac === undefined) throw err.macGenerationFailure(p.network.id);
   await store.setBinding(trx, id, { host: '', vif_type: 'unbound', vnic_type: 'normal', profile: {}, vif_details: {} });
   const all = await store.loadSubnets(trx, { networkIds: [p.network.id] });
-  const requested = p.fixedIps === undefined ? undefined : resolveFixedIps(p.network.id, all, p.fixedIps);
+  const requested = p.fixedIps === undefined ? undefined : resolveFixedIps(p.network.id, all, p.fixedIps, undefined, p.owner);
   const fixedIps = await allocate(trx, { id, network_id: p.network.id, mac_address: mac, device_owner: p.owner }, p.subnets ? all.filter(p.subnets) : all, requested);
   return { id, mac, fixedIps };
 }
@@ -317,7 +317,7 @@ async function applyGateway(deps: NetworkDeps, trx: store.Q, auth: AuthContext, 
   if (cur && cur.network_id === net.id) {
     if (info.external_fixed_ips !== undefined && externalIpsDiffer(cur.fixed_ips, info.external_fixed_ips)) {
       await store.releaseIps(trx, cur.id);
-      const requested = resolveFixedIps(net.id, subnets, info.external_fixed_ips);
+      const requested = resolveFixedIps(net.id, subnets, info.external_fixed_ips, undefined, DEVICE_OWNER_ROUTER_GW);
       await allocate(trx, { id: cur.id, network_id: net.id, mac_address: cur.mac_address, device_owner: cur.device_owner }, subnets, requested);
       await store.bump(trx, 'ports', cur.id);
       changed = true;

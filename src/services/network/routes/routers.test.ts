@@ -343,4 +343,19 @@ describe('routers', () => {
     await f.call('alice', 'DELETE', `/routers/${r.id}`);
     assert.deepEqual(await f.counts().then((c) => [c.routers, c.router_ports, c.router_routes]), [0, 0, 0]);
   });
+  test('an interface on a SLAAC subnet takes its gateway_ip (router ports may have chosen addresses there; other ports may not)', async () => {
+    const net6 = (await f.call('alice', 'POST', '/networks', { network: { name: 'v6' } })).body.network!.id;
+    const sub6 = (await f.call('alice', 'POST', '/subnets', { subnet: {
+      network_id: net6, ip_version: 6, cidr: '2001:db8:5::/64', ipv6_ra_mode: 'slaac', ipv6_address_mode: 'slaac' } })).body.subnet!;
+    await f.refused('alice', 'POST', '/ports', { port: { network_id: net6, fixed_ips: [{ subnet_id: sub6.id, ip_address: '2001:db8:5::9' }] } }, 400, 'HTTPBadRequest',
+      /cannot be directly assigned to a port on subnet .* configured for automatic addresses/);
+    const r = await mkRouter();
+    const info = await f.call('alice', 'PUT', `/routers/${r.id}/add_router_interface`, { subnet_id: sub6.id });
+    assert.equal(info.status, 200, JSON.stringify(info.body));
+    const port = (await f.call('alice', 'GET', `/ports/${info.body.port_id!}`)).body.port!;
+    assert.deepEqual(port.fixed_ips, [{ subnet_id: sub6.id, ip_address: sub6.gateway_ip }]);
+    await f.call('alice', 'PUT', `/routers/${r.id}/remove_router_interface`, { subnet_id: sub6.id });
+    await f.call('alice', 'DELETE', `/routers/${r.id}`);
+    await f.call('alice', 'DELETE', `/networks/${net6}`);
+  });
 });
