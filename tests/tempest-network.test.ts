@@ -21,11 +21,20 @@ import { reportTempest, runTempest } from './helpers/tempest.ts';
 const run = promisify(execFile);
 const ROOT = new URL('..', import.meta.url).pathname;
 
-/** The scenario tests that run beside the API tests (the others need Cinder, several hosts or QoS). */
+/**
+ * The scenario tests that run beside the API tests (about 4 minutes of the run). Of the
+ * rest: the interface-attach ones skip (os-interface is not there yet), test_subnet_details
+ * needs the cirros udhcpc pid file gureum-tiny does not keep; the other security-group
+ * ones, test_connectivity_between_vms_on_different_networks, test_mtu_sized_frames,
+ * test_preserve_preexisting_port and test_dhcp6_stateless_from_os passed when run but
+ * would take the run past 10 minutes on 2 cores (GUREUM_TEMPEST_REGEX selects them); the
+ * dual-net and multi-prefix IPv6 variants have not been run since router interfaces on
+ * SLAAC subnets were fixed.
+ */
 const SCENARIOS = [
-  'test_network_basic_ops\\.TestNetworkBasicOps\\.test_network_basic_ops',
-  'test_network_basic_ops\\.TestNetworkBasicOps\\.test_update_instance_port_admin_state',
-  'test_security_groups_basic_ops\\.TestSecurityGroupsBasicOps\\.test_in_tenant_traffic',
+  'test_network_basic_ops\\.TestNetworkBasicOps\\.(test_network_basic_ops|test_update_instance_port_admin_state|test_update_router_admin_state)',
+  'test_security_groups_basic_ops\\.TestSecurityGroupsBasicOps\\.(test_in_tenant_traffic|test_cross_tenant_traffic)',
+  'test_network_v6\\.TestGettingAddress\\.test_slaac_from_os',
 ];
 
 test('tempest.api.network and the network scenarios pass except the features listed as unsupported', { timeout: 20 * 60_000 }, async () => {
