@@ -1,5 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -57,18 +57,21 @@ export async function startCloud(opts: { dir?: string; database?: string; port?:
   return {
     dir, port, url: `http://127.0.0.1:${port}`, authUrl: rc.OS_AUTH_URL!, password: rc.OS_PASSWORD!,
     env: { ...cleanEnv(), ...rc }, output: () => out, child,
-    async stop() { child.kill('SIGTERM'); const code = await exited; killGuests(dir); await dropFirewall(join(dir, 'data')); return code; },
+    async stop() { child.kill('SIGTERM'); const code = await exited; killGuests(dir); await dropAgentNetwork(join(dir, 'data', 'agent')); return code; },
     async kill9() { child.kill('SIGKILL'); await exited; killGuests(dir); },
   };
 }
 
 /**
- * The host nftables tables of a stopped test cloud's agent (named after its network state
- * directory, /run/gureum/net-<sha1(data dir)>): its guests are gone, so are their rules.
+ * What a stopped test cloud's agent leaves on the machine once its guests are gone: the
+ * host nftables tables and the network state directory (both named after the agent's data
+ * directory: /run/gureum/net-<id>, gureum_net_<id>). Namespaces and bridges go with the
+ * test's own network deletes.
  */
-export async function dropFirewall(dataDir: string): Promise<void> {
-  const table = `gureum_net_${createHash('sha1').update(resolve(dataDir)).digest('hex').slice(0, 12)}`;
-  for (const family of ['bridge', 'inet']) await run('nft', ['delete', 'table', family, table]).catch(() => undefined);
+export async function dropAgentNetwork(agentDataDir: string): Promise<void> {
+  const id = createHash('sha1').update(resolve(agentDataDir)).digest('hex').slice(0, 12);
+  for (const family of ['bridge', 'inet']) await run('nft', ['delete', 'table', family, `gureum_net_${id}`]).catch(() => undefined);
+  rmSync(join('/run/gureum', `net-${id}`), { recursive: true, force: true });
 }
 
 /**
