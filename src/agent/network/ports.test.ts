@@ -14,7 +14,7 @@ import { deviceNames, type HostNetworkState, type PortState } from '../../bus/ne
 import { NetworkAgent } from './agent.ts';
 import { run } from './exec.ts';
 import { getLink } from './ip.ts';
-import { canRunNetworkTests, TestNamespaces } from './test-helpers.ts';
+import { canRunNetworkTests, fakeVm, TestNamespaces } from './test-helpers.ts';
 
 const skip = canRunNetworkTests();
 const log = pino({ level: process.env.GUREUM_LOG_LEVEL ?? 'silent' });
@@ -96,6 +96,28 @@ test('a device someone else made (veth of a fake VM) is plugged, and only detach
   const l = await getLink(H, deviceNames.tap(p.id));
   assert.ok(l, 'not deleted');
   assert.equal(l.master, undefined, 'detached');
+});
+
+test('portStatus: a tap nobody holds is wired, a held one up (carrier), admin_state_up false keeps it down', { skip }, async () => {
+  const held = port(randomUUID(), 12);
+  const idle = port(randomUUID(), 13);
+  const vm = ns.name('vm2');
+  await fakeVm(ns, H, vm, deviceNames.tap(held.id), held.mac, 1400);
+  assert.deepEqual((await agent.apply(state(20, [held, idle]))).errors, []);
+  assert.deepEqual(await agent.portStatus(), new Map([[held.id, 'up'], [idle.id, 'wired']]));
+  // the "instance" stops: its end goes down, the host end loses carrier
+  await run('ip', ['-n', vm, 'link', 'set', 'eth0', 'down']);
+  assert.equal((await agent.portStatus()).get(held.id), 'wired');
+  await run('ip', ['-n', vm, 'link', 'set', 'eth0', 'up']);
+  // admin_state_up false: the device is kept down (no traffic) and the port is down
+  await agent.apply(state(21, [{ ...held, adminStateUp: false }, idle]));
+  assert.equal((await getLink(H, deviceNames.tap(held.id)))?.up, false);
+  assert.equal((await agent.portStatus()).get(held.id), 'down');
+  await agent.apply(state(22, [held, idle]));
+  assert.equal((await getLink(H, deviceNames.tap(held.id)))?.up, true);
+  assert.equal((await agent.portStatus()).get(held.id), 'up');
+  await agent.apply(state(23, []));
+  assert.deepEqual(await agent.portStatus(), new Map(), 'ports no longer listed are not reported');
 });
 
 test('a restarted agent with an empty state file removes an unused tap left on its bridge', { skip }, async () => {
