@@ -45,6 +45,10 @@ describe('networking with the openstack CLI', () => {
     }
     const one = await json('extension', 'show', 'quotas');
     assert.equal(one.alias, 'quotas');
+    // The host's agent shows as Neutron's L2, DHCP, L3 and metadata agents, alive.
+    const agents = await json<Row[]>('network', 'agent', 'list');
+    assert.deepEqual(agents.map((a) => a['Agent Type']).sort(), ['DHCP agent', 'L3 agent', 'Linux bridge agent', 'Metadata agent']);
+    assert.ok(agents.every((a) => a.Alive === true || a.Alive === ':-)'), JSON.stringify(agents));
   });
 
   test('network create, show, list, set --tag; admin flat external networks', async () => {
