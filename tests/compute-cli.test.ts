@@ -95,10 +95,15 @@ test('power actions change the API state and QEMU state', { timeout: 300_000 }, 
   assert.equal(await qemuStatus(id), 'running');
 
   const before = qemuPid(id);
+  const boots = async () => String(await os('console', 'log', 'show', id)).split('GUREUM-GUEST-READY').length - 1;
+  const booted = await boots();
   await os('server', 'reboot', '--hard', id);
   await waitStatus(id, 'ACTIVE');
   assert.equal(await qemuStatus(id), 'running');
-  assert.equal(qemuPid(id), before, 'a hard reboot resets the guest in place');
+  // A microvm is never reset in place (QEMU 7.2 hangs one that was resumed or had hotplug):
+  // a fresh QEMU on the saved spec, and the guest boots again (the console log is kept).
+  assert.notEqual(qemuPid(id), before, 'a hard reboot of a microvm starts a fresh QEMU');
+  await until('the guest to boot again after the hard reboot that followed a resume', async () => (await boots()) > booted, 90_000, 500);
 
   const events = await json<{ Action: string }[]>('server', 'event', 'list', id);
   const actions = events.map((e) => e.Action);

@@ -45,7 +45,7 @@ test('kernel boot: microvm, virtio-mmio, PVH kernel with the fast command line; 
     'user,id=net0,net=169.254.169.0/24,host=169.254.169.1,dns=169.254.169.3,dhcpstart=169.254.169.15,hostfwd=tcp:127.0.0.1:2222-:22',
     'tap,id=hn-tap1234,ifname=tap1234,script=no,downscript=no',
   ]);
-  for (const flag of ['-nodefaults', '-no-user-config', '-no-shutdown']) assert.ok(argv.includes(flag), flag);
+  for (const flag of ['-nodefaults', '-no-user-config', '-no-shutdown', '-no-reboot']) assert.ok(argv.includes(flag), flag);
   assert.deepEqual(values(argv, '-qmp'), ['unix:/inst/qmp.sock,server=on,wait=off', 'unix:/inst/qmp-debug.sock,server=on,wait=off']);
   assert.deepEqual(values(argv, '-pidfile'), ['/inst/qemu.pid']);
   assert.deepEqual(values(argv, '-chardev'), ['file,id=serial0,path=/inst/console.log,append=on']);
@@ -57,6 +57,7 @@ test('kernel boot: microvm, virtio-mmio, PVH kernel with the fast command line; 
 test('disk boot: pc + SeaBIOS, virtio-pci, root disk first in boot order; KVM uses -cpu host, no tsc hint', () => {
   const argv = qemuArgv({ ...base, boot: { kind: 'disk' }, vcpus: 2 }, { accel: 'kvm' }, { dir: '/inst', tscKhz: 2596124 });
   assert.deepEqual(values(argv, '-machine'), ['pc']);
+  assert.ok(argv.includes('-no-shutdown') && !argv.includes('-no-reboot'), 'pc resets in place');
   assert.deepEqual(values(argv, '-accel'), ['kvm']);
   assert.deepEqual(values(argv, '-cpu'), ['host']);
   assert.deepEqual(values(argv, '-smp'), ['2']);

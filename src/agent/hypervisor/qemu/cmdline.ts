@@ -17,6 +17,13 @@
  * appended to `<dir>/console.log`, QMP on `<dir>/qmp.sock` and `-no-shutdown` (a guest
  * power-off stops the VM instead of exiting QEMU, so whoever holds the monitor — or
  * adopts it later — sees that it was a guest shutdown and then quits it; libvirt's model).
+ *
+ * microvm also runs with `-no-reboot`: QEMU 7.2's reset of a microvm that had a device
+ * hot-plugged or unplugged, or that was resumed from saved state, leaves the guest hanging
+ * before its kernel prints anything. With -no-reboot (and -no-shutdown) a reset the guest
+ * asks for stops the VM with SHUTDOWN reason `guest-reset` instead, and the driver starts
+ * a fresh QEMU on the saved spec; its API reboots do the same (a QMP system_reset would
+ * also turn into a shutdown). The `pc` machine resets in place.
  */
 import { join } from 'node:path';
 import type { HostCapabilities, InstanceSpec } from '../driver.ts';
@@ -180,7 +187,7 @@ export function qemuArgv(spec: InstanceSpec, host: Pick<HostCapabilities, 'accel
     '-cpu', kvm ? 'host' : 'max',
     '-m', String(spec.memoryMb),
     '-smp', String(spec.vcpus),
-    '-nodefaults', '-no-user-config', '-display', 'none', '-no-shutdown',
+    '-nodefaults', '-no-user-config', '-display', 'none', '-no-shutdown', ...(micro ? ['-no-reboot'] : []),
     '-msg', 'timestamp=on',
     '-chardev', `file,id=serial0,path=${esc(f.console)},append=on`,
     '-serial', 'chardev:serial0',

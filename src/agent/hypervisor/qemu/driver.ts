@@ -11,6 +11,11 @@
  * QEMU runs with -no-shutdown: a guest power-off stops the VM and emits SHUTDOWN; the
  * driver records 'guest-shutdown' in exit.json and quits it. A QEMU that vanished with
  * no recorded reason is reported 'crashed'.
+ *
+ * A microvm also runs with -no-reboot (see cmdline.ts): its resets — the guest's own
+ * (SHUTDOWN reason 'guest-reset') and the API's reboots — start a fresh QEMU on the saved
+ * spec instead, since QEMU 7.2's in-place reset of a microvm that had hotplug or a resume
+ * hangs the guest. No record of that history is needed: every microvm reboot is a restart.
  */
 import { execFile, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -42,7 +47,9 @@ export interface QemuDriverOptions {
 }
 
 /** Why the last QEMU of an instance stopped (exit.json). */
-export type ExitReason = 'guest-shutdown' | 'powered-off' | 'destroyed' | 'suspended' | 'crashed' | 'start-failed';
+export type ExitReason = 'guest-shutdown' | 'powered-off' | 'destroyed' | 'suspended' | 'crashed' | 'start-failed'
+  /** Stopped to be started again at once (a microvm reboot); adopt() finishes the restart. */
+  | 'rebooting';
 interface ExitRecord { reason: ExitReason; at: string; detail?: string }
 
 export interface LifecycleEvent { uuid: string; power: PowerState; reason?: string }
@@ -120,11 +127,10 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
   private removing = new Set<string>();
   private intent = new Map<string, 'rebooting' | 'stopping' | 'powering-off'>();
   /**
-   * microvm QEMUs (by uuid → pid) that had a device hot-plugged or unplugged: QEMU 7.2's
-   * system_reset of such a microvm leaves the guest hanging before its kernel prints
-   * anything, so their reboots start a fresh QEMU from the saved spec instead.
+   * Instances whose QEMU is being replaced by a fresh one (a microvm reboot): reported
+   * running meanwhile (the guest is rebooting, not off), and the old QEMU's exit is not a crash.
    */
-  private hotplugged = new Map<string, number>();
+  private restarting = new Set<string>();
 
   constructor(private readonly opts: QemuDriverOptions) {
     super();
@@ -317,6 +323,11 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
     });
     qmp.on('SHUTDOWN', (data: { guest?: boolean; reason?: string }) => {
       if (!data.guest || this.intent.get(uuid) === 'rebooting') return;
+      if (data.reason === 'guest-reset' && !this.intent.has(uuid)) {
+        // A microvm's guest rebooted itself (-no-reboot): a fresh QEMU takes over.
+        this.guestReset(uuid, pid);
+        return;
+      }
       // The guest powered off; QEMU waits (-no-shutdown). Record it and end the process.
       void (async () => {
         const reason = this.intent.get(uuid) === 'powering-off' ? 'powered-off' : 'guest-shutdown';
@@ -329,6 +340,7 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
       if (this.monitors.get(uuid) === qmp) this.monitors.delete(uuid);
       void (async () => {
         if (!(await waitGone(pid, 3000))) return; // monitor dropped (close()), QEMU still runs
+        if (this.restarting.has(uuid) || (await this.livePid(uuid))) return; // replaced by a fresh QEMU
         if (!existsSync(f.exit)) {
           await this.recordExit(uuid, 'crashed', `QEMU (pid ${pid}) exited unexpectedly: ${await this.qemuLogTail(uuid)}`);
           this.log.warn({ uuid, pid }, 'QEMU exited unexpectedly');
@@ -496,7 +508,8 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
    * hard: system_reset (a stopped instance is started). soft: ACPI power button, wait up
    * to softTimeoutMs (default 120 s, Nova's wait_soft_reboot_seconds) for the guest to
    * shut down, then reset and continue the same QEMU (libvirt's "fake reboot"); a guest
-   * that ignores the button gets a hard reboot.
+   * that ignores the button gets a hard reboot. A microvm is never reset in place: after
+   * the guest's shutdown (soft) or at once (hard) a fresh QEMU starts on the saved spec.
    */
   reboot(uuid: string, hard: boolean, softTimeoutMs = 120_000): Promise<void> {
     return this.serial(uuid, async () => {
@@ -506,15 +519,7 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
         await this.launch(uuid, await this.readSpec(uuid), { freshConsole: true });
         return;
       }
-      if (this.hotplugged.get(uuid) === pid) {
-        // See `hotplugged`: a fresh QEMU on the same spec (the guest gets a short power cycle).
-        if (!hard) await this.powerOffLocked(uuid, softTimeoutMs);
-        await this.hardStop(uuid, 'destroyed');
-        this.hotplugged.delete(uuid);
-        await this.launch(uuid, await this.readSpec(uuid), { freshConsole: false });
-        this.log.info({ uuid, hard }, 'reboot by restarting QEMU (devices were hot-plugged)');
-        return;
-      }
+      const micro = (await this.readSpec(uuid)).boot.kind === 'kernel';
       const m = await this.monitor(uuid);
       const { status } = await m.execute('query-status');
       if (!hard && status === 'running') {
@@ -523,8 +528,11 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
           const down = m.waitEvent('SHUTDOWN', softTimeoutMs).then(() => true, () => false);
           await m.execute('system_powerdown');
           if (await down) {
-            await m.execute('system_reset');
-            await m.execute('cont');
+            if (micro) await this.restart(uuid, 'soft reboot');
+            else {
+              await m.execute('system_reset');
+              await m.execute('cont');
+            }
             this.log.info({ uuid }, 'soft reboot done');
             return;
           }
@@ -533,9 +541,48 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
           this.intent.delete(uuid);
         }
       }
+      if (micro) {
+        await this.restart(uuid, 'hard reboot');
+        return;
+      }
       await m.execute('system_reset');
       const after = await m.execute('query-status');
       if (after.status !== 'running') await m.execute('cont');
+    });
+  }
+
+  /**
+   * Replace the instance's QEMU by a fresh one on the saved spec, keeping the console log
+   * (a microvm reboot; the caller holds the instance's lock).
+   */
+  private async restart(uuid: string, why: string): Promise<void> {
+    const started = Date.now();
+    this.restarting.add(uuid);
+    try {
+      await this.hardStop(uuid, 'rebooting');
+      await this.launch(uuid, await this.readSpec(uuid), { freshConsole: false });
+    } finally {
+      this.restarting.delete(uuid);
+    }
+    this.log.info({ uuid, why, ms: Date.now() - started }, 'rebooted by starting a fresh QEMU');
+  }
+
+  /** The guest of `pid` asked for a reset (SHUTDOWN guest-reset under -no-reboot): restart it. */
+  private guestReset(uuid: string, pid: number): void {
+    this.restarting.add(uuid); // at once: a heartbeat meanwhile must not see it shut down
+    void this.serial(uuid, async () => {
+      try {
+        // Whatever ran before us (a stop, a delete, an API reboot) may have dealt with it.
+        if ((await this.livePid(uuid)) !== pid) return;
+        const { status } = await (await this.monitor(uuid)).execute('query-status');
+        if (status !== 'shutdown') return;
+        await this.restart(uuid, 'the guest rebooted');
+      } finally {
+        this.restarting.delete(uuid);
+      }
+    }).catch((e: Error) => {
+      this.log.error({ uuid, err: e.message }, 'restarting QEMU after the guest rebooted failed');
+      this.emit('lifecycle', { uuid, power: 'crashed', reason: e.message } satisfies LifecycleEvent);
     });
   }
 
@@ -631,6 +678,7 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
     const f = this.files(uuid);
     if (!existsSync(f.spec)) return { power: 'nostate' };
     const pid = await this.livePid(uuid);
+    if (this.restarting.has(uuid)) return { power: 'running', ...(pid ? { pid, ...procStats(pid) } : {}) };
     if (pid) {
       let power: PowerState;
       try {
@@ -727,7 +775,9 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
           try {
             const m = await this.attach(uuid, pid, 2000);
             const { status } = await m.execute('query-status');
-            if (status === 'shutdown') {
+            if (status === 'shutdown' && (await this.resetWhileAway(uuid))) {
+              await this.restart(uuid, 'the guest rebooted while the agent was away');
+            } else if (status === 'shutdown') {
               await this.recordExit(uuid, 'guest-shutdown', 'guest powered off while the agent was away', true);
               this.intent.set(uuid, 'stopping');
               await m.execute('quit').catch(() => undefined);
@@ -739,6 +789,10 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
             out.set(uuid, { power: 'nostate', pid, reason: (e as Error).message });
             return;
           }
+        } else if ((await readJson<ExitRecord>(this.files(uuid).exit))?.reason === 'rebooting') {
+          // The agent died between stopping the old QEMU of a reboot and starting the new one.
+          await this.launch(uuid, await this.readSpec(uuid), { freshConsole: false })
+            .catch((e: Error) => this.log.error({ uuid, err: e.message }, 'finishing an interrupted reboot failed'));
         } else if (!existsSync(this.files(uuid).state) && !existsSync(this.files(uuid).exit)) {
           await this.recordExit(uuid, 'crashed', 'QEMU was not running when the agent started');
         }
@@ -747,6 +801,19 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
     }
     this.log.info({ instances: out.size, running: [...out.values()].filter((s) => s.power === 'running').length }, 'adopted instances');
     return out;
+  }
+
+  /**
+   * A microvm found stopped in 'shutdown' after the agent was away: was it a reset the guest
+   * asked for (-no-reboot turned it into a stop) rather than a power-off? QEMU 7.2 does not
+   * keep the reason, so the guest kernel's last word on the console decides: Linux prints
+   * "reboot: Restarting system" for a restart, "reboot: Power down" / "System halted" else.
+   */
+  private async resetWhileAway(uuid: string): Promise<boolean> {
+    if ((await this.readSpec(uuid)).boot.kind !== 'kernel') return false;
+    const tail = (await this.consoleOutput(uuid).catch(() => '')).slice(-8192);
+    const last = [...tail.matchAll(/reboot: (Restarting system|Power down|System halted)/g)].at(-1);
+    return last?.[1] === 'Restarting system';
   }
 
   // ---------------------------------------------------------------- hotplug
@@ -774,7 +841,6 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
           await m.execute('netdev_del', { id: ids.netdev }).catch(() => undefined);
           throw e;
         }
-        if (micro) this.hotplugged.set(uuid, pid);
         this.log.info({ uuid, ifname: nic.ifname, slot: entry.slot, ms: Date.now() - started }, 'NIC hot-plugged');
       }
       spec.nics.push(entry);
@@ -797,7 +863,6 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
         await m.execute('netdev_del', { id: ids.netdev }).catch((e: unknown) => {
           if (!(e instanceof QmpError && /not found/i.test(e.message))) throw e;
         });
-        if (spec.boot.kind === 'kernel') this.hotplugged.set(uuid, pid);
         this.log.info({ uuid, ifname, ms: Date.now() - started }, 'NIC unplugged');
       }
       spec.nics.splice(i, 1);
