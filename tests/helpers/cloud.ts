@@ -1,5 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -65,13 +65,26 @@ export async function startCloud(opts: { dir?: string; database?: string; port?:
 /**
  * What a stopped test cloud's agent leaves on the machine once its guests are gone: the
  * host nftables tables and the network state directory (both named after the agent's data
- * directory: /run/gureum/net-<id>, gureum_net_<id>). Namespaces and bridges go with the
- * test's own network deletes.
+ * directory: /run/gureum/net-<id>, gureum_net_<id>), and the namespaces, their daemons and
+ * the devices it recorded making (its state file's `owned`).
  */
 export async function dropAgentNetwork(agentDataDir: string): Promise<void> {
   const id = createHash('sha1').update(resolve(agentDataDir)).digest('hex').slice(0, 12);
+  const stateDir = join('/run/gureum', `net-${id}`);
+  // What the agent recorded making and a test did not delete (a network left at the end).
+  let owned: string[] = [];
+  try { owned = (JSON.parse(readFileSync(join(stateDir, 'network-agent.json'), 'utf8')) as { owned?: string[] }).owned ?? []; } catch { /* none */ }
+  for (const name of owned) {
+    if (existsSync(join('/run/netns', name))) {
+      const { stdout } = await run('ip', ['netns', 'pids', name]).catch(() => ({ stdout: '' }));
+      for (const pid of stdout.split('\n').filter(Boolean)) { try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ } }
+      await run('ip', ['netns', 'del', name]).catch(() => undefined);
+    } else {
+      await run('ip', ['link', 'del', name]).catch(() => undefined);
+    }
+  }
   for (const family of ['bridge', 'inet']) await run('nft', ['delete', 'table', family, `gureum_net_${id}`]).catch(() => undefined);
-  rmSync(join('/run/gureum', `net-${id}`), { recursive: true, force: true });
+  rmSync(stateDir, { recursive: true, force: true });
 }
 
 /**
