@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from './config.ts';
+import { configSection, loadConfig } from './config.ts';
 
 test('defaults: SQLite in the data dir, loopback, Keystone-like token lifetime', () => {
   const c = loadConfig({ env: { HOME: '/home/x' }, flags: {} });
@@ -24,4 +24,15 @@ test('flags beat environment beat the config file', () => {
 
 test('a bad number is a clear error', () => {
   assert.throws(() => loadConfig({ env: { GUREUM_LISTEN_PORT: 'eighty' }, flags: { dataDir: '/tmp/x' } }), /listenPort.*GUREUM_LISTEN_PORT/);
+});
+
+test('service sections come from the same file as the settings: --config wins over the data dir', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+  writeFileSync(join(dir, 'gureum.yaml'), 'network:\n  source: datadir\n');
+  const other = join(dir, 'other.yaml');
+  writeFileSync(other, 'region: Elsewhere\nnetwork:\n  source: flag\n');
+  const c = loadConfig({ env: {}, flags: { dataDir: dir, config: other } });
+  assert.equal(c.region, 'Elsewhere');
+  assert.deepEqual(configSection(c, 'network'), { source: 'flag' });
+  assert.deepEqual(configSection(loadConfig({ env: {}, flags: { dataDir: dir } }), 'network'), { source: 'datadir' });
 });

@@ -31,6 +31,8 @@ export interface Config {
   maxBodyBytes: number;
   /** Where `gureum up` builds (and caches) the built-in guest images. */
   guestDir: string;
+  /** The YAML file the settings came from (`--config`, GUREUM_CONFIG or `<dataDir>/gureum.yaml`). */
+  configFile?: string;
 }
 
 export interface ConfigSources {
@@ -38,7 +40,9 @@ export interface ConfigSources {
   env?: NodeJS.ProcessEnv;
 }
 
-const ENV_KEYS: Record<keyof Config, string> = {
+type Setting = Exclude<keyof Config, 'configFile'>;
+
+const ENV_KEYS: Record<Setting, string> = {
   dataDir: 'GUREUM_DATA_DIR',
   database: 'GUREUM_DATABASE',
   natsUrl: 'GUREUM_NATS_URL',
@@ -54,7 +58,7 @@ const ENV_KEYS: Record<keyof Config, string> = {
   guestDir: 'GUREUM_GUEST_DIR',
 };
 
-const NUMERIC = new Set<keyof Config>(['listenPort', 'tokenExpiration', 'maxActiveKeys', 'passwordHashRounds', 'maxBodyBytes']);
+const NUMERIC = new Set<Setting>(['listenPort', 'tokenExpiration', 'maxActiveKeys', 'passwordHashRounds', 'maxBodyBytes']);
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_DATA_HOME;
@@ -64,7 +68,7 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
 export function loadConfig(sources: ConfigSources = {}): Config {
   const env = sources.env ?? process.env;
   const flags = sources.flags ?? {};
-  const layer: Partial<Record<keyof Config, string | number>> = {};
+  const layer: Partial<Record<Setting, string | number>> = {};
 
   const dataDirRaw = flags.dataDir ?? env[ENV_KEYS.dataDir] ?? defaultDataDir(env);
   const dataDir = resolve(String(dataDirRaw));
@@ -72,7 +76,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   if (existsSync(configFile)) {
     const doc: unknown = parseYaml(readFileSync(configFile, 'utf8'));
     if (doc !== null && typeof doc === 'object') {
-      for (const key of Object.keys(ENV_KEYS) as (keyof Config)[]) {
+      for (const key of Object.keys(ENV_KEYS) as Setting[]) {
         const v = (doc as Record<string, unknown>)[key];
         if (typeof v === 'string' || typeof v === 'number') layer[key] = v;
       }
@@ -80,21 +84,21 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       throw new Error(`${configFile}: expected a mapping of settings`);
     }
   }
-  for (const key of Object.keys(ENV_KEYS) as (keyof Config)[]) {
+  for (const key of Object.keys(ENV_KEYS) as Setting[]) {
     const e = env[ENV_KEYS[key]];
     if (e !== undefined && e !== '') layer[key] = e;
     const f = flags[key];
     if (f !== undefined && f !== '') layer[key] = f;
   }
 
-  const num = (key: keyof Config, dflt: number): number => {
+  const num = (key: Setting, dflt: number): number => {
     const v = layer[key];
     if (v === undefined) return dflt;
     const n = Number(v);
     if (!Number.isFinite(n) || n < 0) throw new Error(`setting ${key} (${ENV_KEYS[key]}): not a number: ${v}`);
     return n;
   };
-  const str = (key: keyof Config, dflt: string): string => (layer[key] === undefined ? dflt : String(layer[key]));
+  const str = (key: Setting, dflt: string): string => (layer[key] === undefined ? dflt : String(layer[key]));
   for (const key of NUMERIC) num(key, 0);
 
   const listenHost = str('listenHost', '127.0.0.1');
@@ -114,6 +118,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     passwordHashRounds: num('passwordHashRounds', 16),
     maxBodyBytes: num('maxBodyBytes', 1024 * 1024),
     guestDir: resolve(str('guestDir', join(dataDir, 'guest'))),
+    configFile,
   };
 }
 
@@ -123,8 +128,8 @@ export const CONFIG_ENV_KEYS = ENV_KEYS;
  * A nested section of the config file (e.g. `scheduler:`), for settings a service parses
  * itself; undefined when the file or the section is absent.
  */
-export function configSection(cfg: Pick<Config, 'dataDir'>, name: string, file?: string): unknown {
-  const path = file ?? process.env.GUREUM_CONFIG ?? join(cfg.dataDir, 'gureum.yaml');
+export function configSection(cfg: Pick<Config, 'dataDir' | 'configFile'>, name: string, file?: string): unknown {
+  const path = file ?? cfg.configFile ?? process.env.GUREUM_CONFIG ?? join(cfg.dataDir, 'gureum.yaml');
   if (!existsSync(path)) return undefined;
   const doc: unknown = parseYaml(readFileSync(path, 'utf8'));
   return doc !== null && typeof doc === 'object' ? (doc as Record<string, unknown>)[name] : undefined;
