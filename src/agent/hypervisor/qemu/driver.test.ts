@@ -256,6 +256,20 @@ test('detachNic: device_del, the guest lets go (DEVICE_DELETED), netdev_del; the
   await run('ip', ['link', 'del', TAP]).catch(() => undefined);
 });
 
+test('detachNic right after attachNic: QEMU refuses the unplug while the guest brings the slot up ("guest is busy"); it is asked again until it lets go', { timeout: 90_000 }, async () => {
+  await run('ip', ['tuntap', 'add', 'dev', TAP, 'mode', 'tap', 'vnet_hdr']);
+  try {
+    await driver.attachNic(UUID, { kind: 'tap', mac: TAP_MAC, ifname: TAP, portId: 'p2' });
+    const t0 = Date.now();
+    assert.equal(await driver.detachNic(UUID, TAP, 60_000), true);
+    console.log(`NIC unplugged ${Date.now() - t0} ms after it was plugged`);
+    assert.ok(!(await guestMacs()).includes(TAP_MAC));
+    assert.equal((await driver.getSpec(UUID)).nics.length, 1);
+  } finally {
+    await run('ip', ['link', 'del', TAP]).catch(() => undefined);
+  }
+});
+
 test('a hard reboot of a microvm (after hotplug and unplug) starts a fresh QEMU on the saved spec', { timeout: 120_000 }, async () => {
   const pid = (await driver.getState(UUID)).pid;
   await driver.reboot(UUID, true);

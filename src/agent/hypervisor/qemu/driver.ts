@@ -892,14 +892,18 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
     try {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        await m.execute('device_del', { id }).catch((e: unknown) => {
+        const asked = await m.execute('device_del', { id }).then(() => true, (e: unknown) => {
           // A repeated request while the first is pending is refused; an absent device is gone already.
-          if (e instanceof QmpError && /not found/i.test(e.message)) return;
-          if (e instanceof QmpError && /in progress|pending/i.test(e.message)) return;
+          if (e instanceof QmpError && /not found/i.test(e.message)) return true;
+          if (e instanceof QmpError && /in progress|pending/i.test(e.message)) return true;
+          // Right after a hotplug the guest is still bringing the slot up (pciehp blinks the
+          // power indicator for ~5 s) and QEMU refuses the button press: ask again shortly.
+          if (e instanceof QmpError && /busy|blinking/i.test(e.message)) return false;
           throw e;
         });
         const left = deadline - Date.now();
         if (left <= 0) break;
+        if (!asked) { await sleep(Math.min(500, left)); continue; }
         const ok = await Promise.race([gone.then(() => true), sleep(Math.min(15_000, left)).then(() => false)]);
         if (ok || !(await this.hasDevice(m, id))) return;
         if (Date.now() >= deadline) break;
