@@ -4,7 +4,8 @@
  * guest brings it up with DHCP and reaches that network's DHCP server; `server remove
  * port` unplugs it and leaves the port unbound; `server add/remove network` makes and
  * deletes a port; `server add/remove fixed ip`; a stopped server takes an attach into its
- * saved spec and boots with the NIC; refused requests (port in use, another project's
+ * saved spec and boots with the NIC (both NICs get DHCP); a guest that reboots itself after
+ * a hotplug comes back in a fresh QEMU with its NICs, still ACTIVE; refused requests (port in use, another project's
  * port, unknown or malformed ids) change nothing. One guest serves every step (TCG
  * guests are slow); SSH reaches it from its first network's DHCP namespace.
  */
@@ -226,4 +227,27 @@ test('a stopped server: attach goes into its spec; it boots with the NIC, DHCPs 
   assert.ok(!t.qemuArgv(ids.vm!).some((a) => a.includes(`mac=${pb.mac_address}`)), 'started without it');
   await until('SSH after the second start', async () => (await inGuest('true')).ok, 120_000, 1000);
   assert.ok(!(await guestNics()).has(pb.mac_address));
+});
+
+test('the guest reboots itself after a hotplug: a fresh QEMU boots it with both NICs, the server stays ACTIVE', { timeout: 300_000 }, async () => {
+  const pb = await port('if-pb');
+  await t.os('server', 'add', 'port', 'ifvm', 'if-pb');
+  await until('B\'s address on the hot-plugged NIC', async () => (await guestNics()).get(pb.mac_address)?.some((a) => a.startsWith(`${pb.fixed_ips[0]!.ip_address}/`)), 90_000, 1000);
+  const pid = t.qemuPid(ids.vm!);
+  const boots = async () => String(await t.os('console', 'log', 'show', 'ifvm')).split('GUREUM-GUEST-READY').length - 1;
+  const booted = await boots();
+  await inGuest('(sleep 0.5; reboot) >/dev/null 2>&1 &');
+  const seen = new Set<string>();
+  await until('the guest to boot again', async () => {
+    seen.add(String((await t.server(ids.vm!)).status));
+    return (await boots()) > booted;
+  }, 120_000, 500);
+  assert.deepEqual([...seen], ['ACTIVE'], 'a reboot is not a power-off');
+  assert.notEqual(t.qemuPid(ids.vm!), pid, 'a fresh QEMU');
+  await until('SSH after the reboot', async () => (await inGuest('true')).ok, 120_000, 1000);
+  await until('B\'s address after the reboot', async () => (await guestNics()).get(pb.mac_address)?.some((a) => a.startsWith(`${pb.fixed_ips[0]!.ip_address}/`)), 90_000, 1000);
+  await new Promise((r) => setTimeout(r, 6000)); // a heartbeat (5 s) after the restart
+  assert.equal((await t.server(ids.vm!)).status, 'ACTIVE');
+  await t.os('server', 'remove', 'port', 'ifvm', 'if-pb');
+  await until('the port to be unbound', async () => (await port(pb.id)).device_id === '', 120_000, 500);
 });
