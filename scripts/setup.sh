@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Gureum needs on a fresh Debian machine, idempotently:
 #   - Debian packages: nats-server (the bus), QEMU, socat (the metadata service's guestfwd), the guest-image tools,
-#     and the network data plane's iproute2, nftables, dnsmasq-base and haproxy; with --test also the real clients and
+#     and the network data plane's iproute2, nftables, dnsmasq-base (+ dnsmasq-utils) and haproxy; with --test also the real clients and
 #     servers the test suite drives (python3-openstackclient, postgresql, tempest) and the fake-VM tools of the
 #     network tests (busybox-static's udhcpc, curl, ping, iperf3).
 #   - npm packages from package-lock.json.
@@ -12,7 +12,7 @@ want_test=0
 for a in "$@"; do [ "$a" = "--test" ] && want_test=1; done
 
 pkgs=(nats-server qemu-system-x86 qemu-utils socat genisoimage cpio xz-utils mtools dosfstools syslinux syslinux-common
-      iproute2 nftables dnsmasq-base haproxy)
+      iproute2 nftables dnsmasq-base dnsmasq-utils haproxy)
 [ "$want_test" = 1 ] && pkgs+=(python3-openstackclient postgresql tempest openssh-client busybox-static curl iputils-ping iperf3)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -3,19 +3,25 @@
  * qdhcp namespace, static leases only (a host file of MAC,name,IP), options per subnet
  * tag (router, DNS, MTU, classless static routes incl. the metadata route via the DHCP
  * port). Host or option changes rewrite the files and SIGHUP dnsmasq (it re-reads
- * --dhcp-hostsfile, --dhcp-optsfile and --addn-hosts and keeps its leases); a change of
- * the command line (ranges, interface) restarts it.
+ * --dhcp-hostsfile, --dhcp-optsfile and --addn-hosts and keeps its leases), after
+ * releasing the leases of addresses whose host entry went or moved to another MAC
+ * (dhcp_release, as Neutron does); a change of the command line (ranges, interface)
+ * restarts it.
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DhcpState, NetworkState, SubnetState } from '../../bus/network.ts';
 import { daemonStatus, signal, startDaemon, stopDaemon, type DaemonSpec } from './daemon.ts';
 import { checkId, checkIp, cidrText, InvalidInput, ipToBigInt, netmask, parseCidr, type Cidr } from './names.ts';
+import { runIn } from './exec.ts';
 import { writeIfChanged } from './util.ts';
 
 export const METADATA_IP = '169.254.169.254';
 
 export interface DnsmasqFiles {
   argv: string[];
+  /** The DHCP port's interface in the namespace. */
+  iface: string;
   hosts: string;
   opts: string;
   addnHosts: string;
@@ -124,25 +130,57 @@ export function renderDnsmasq(d: DhcpState, net: NetworkState, iface: string, di
     hosts.push(version === 4 ? `${mac},${fqdn},${ip}` : `${mac},${fqdn},[${ip}]`);
     addn.push(`${ip}\t${fqdn} ${short}`);
   }
-  return { argv, hosts: hosts.join('\n') + '\n', opts: opts.join('\n') + '\n', addnHosts: addn.join('\n') + '\n', pidFile, files, warnings };
+  return { argv, iface, hosts: hosts.join('\n') + '\n', opts: opts.join('\n') + '\n', addnHosts: addn.join('\n') + '\n', pidFile, files, warnings };
 }
 
 export type DhcpOutcome = 'unchanged' | 'started' | 'restarted' | 'reloaded';
 
 /** Makes dnsmasq for one network run with these files; the namespace and interface must exist. */
 export async function convergeDnsmasq(ns: string, f: DnsmasqFiles): Promise<DhcpOutcome> {
+  const before = await readFile(f.files.hosts, 'utf8').catch(() => '');
   const changed = (await Promise.all([
     writeIfChanged(f.files.hosts, f.hosts), writeIfChanged(f.files.opts, f.opts), writeIfChanged(f.files.addnHosts, f.addnHosts),
   ])).some(Boolean);
   const spec: DaemonSpec = { ns, argv: f.argv, pidFile: f.pidFile };
   const st = await daemonStatus(spec);
   if (st.state === 'running') {
-    if (changed) signal(st.pid, 'SIGHUP');
+    if (changed) {
+      await releaseStaleLeases(ns, f.iface, staleLeases(before, f.hosts));
+      signal(st.pid, 'SIGHUP');
+    }
     return changed ? 'reloaded' : 'unchanged';
   }
   if (st.state === 'different') await stopDaemon(spec);
   await startDaemon(spec);
+  // a restarted dnsmasq reads its leases file back, stale entries included
+  if (st.state === 'different' && changed) await releaseStaleLeases(ns, f.iface, staleLeases(before, f.hosts));
   return st.state === 'different' ? 'restarted' : 'started';
+}
+
+/** IPv4 address → MAC of a dnsmasq hosts file (`mac,name,ip` lines). */
+function hostsByIp(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const [mac, , ip] = line.split(',');
+    if (mac && ip && !ip.startsWith('[')) out.set(ip, mac);
+  }
+  return out;
+}
+
+/**
+ * The IPv4 leases dnsmasq may still hold for a host entry that is gone or whose address
+ * now belongs to another MAC (a port deleted and its address given to a new one):
+ * dnsmasq keeps such a lease until it expires and meanwhile refuses the address to its
+ * new owner ("not using configured address ... because it is leased to ...").
+ */
+export function staleLeases(before: string, after: string): { ip: string; mac: string }[] {
+  const now = hostsByIp(after);
+  return [...hostsByIp(before)].filter(([ip, mac]) => now.get(ip) !== mac).map(([ip, mac]) => ({ ip, mac }));
+}
+
+/** Releases leases as Neutron's DHCP agent does: a DHCPRELEASE on the port's interface (dnsmasq-utils' dhcp_release). */
+async function releaseStaleLeases(ns: string, iface: string, leases: { ip: string; mac: string }[]): Promise<void> {
+  for (const l of leases) await runIn(ns, 'dhcp_release', [iface, l.ip, l.mac], { allowFailure: true });
 }
 
 export async function stopDnsmasq(ns: string, dir: string): Promise<boolean> {
