@@ -40,7 +40,7 @@ let dir: string;
 before(async () => {
   images = await ensureGuestImages(IMAGES);
   work = mkdtempSync(join(tmpdir(), 'guest-md-'));
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, 'key')]);
+  await run('ssh-keygen', ['-q', '-t', 'ecdsa', '-N', '', '-f', join(work, 'key')]); // ecdsa-sha2-* keys are installed too, not only ssh-*
   pub = readFileSync(join(work, 'key.pub'), 'utf8').trim();
   port = await freePort();
   driver = new QemuDriver({ instancesDir: join(work, 'instances'), log, accel: 'tcg' });
