@@ -62,8 +62,13 @@ try {
   }
 
   // (2) port create -> DHCP lease
-  const host = (await api(cloud, 'GET', '/compute/v2.1/os-hypervisors', { token })).json as { hypervisors: { hypervisor_hostname: string }[] };
-  const hostName = host.hypervisors[0]!.hypervisor_hostname;
+  // the agent registers its host with its first heartbeat (it may come after the port rounds)
+  let hostName: string | undefined;
+  for (const t0 = Date.now(); !hostName && Date.now() - t0 < 60_000; await new Promise((r) => setTimeout(r, 500))) {
+    const host = (await api(cloud, 'GET', '/compute/v2.1/os-hypervisors', { token })).json as { hypervisors: { hypervisor_hostname: string }[] };
+    hostName = host.hypervisors[0]?.hypervisor_hostname;
+  }
+  if (!hostName) throw new Error('no compute host registered within 60 s');
   const script = join(cloud.dir, 'udhcpc.sh');
   writeFileSync(script, '#!/bin/sh\n[ "$1" = bound ] && echo "LEASE $ip"\nexit 0\n', { mode: 0o755 });
   const leases: number[] = [];
