@@ -14,7 +14,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { openstack, startCloud, type Cloud } from './helpers/cloud.ts';
-import { computeTools, until } from './helpers/compute.ts';
+import { computeTools, guestSsh, until } from './helpers/compute.ts';
 
 const run = promisify(execFile);
 let cloud: Cloud;
@@ -27,16 +27,7 @@ let other: { id: string; ip: string } | undefined;
 const READY = /GUREUM-GUEST-READY (\S+) (\S+)/;
 
 /** A command in a guest over SSH from the network's DHCP namespace. */
-async function inGuest(ip: string, cmd: string): Promise<{ ok: boolean; out: string }> {
-  try {
-    const { stdout, stderr } = await run('ip', ['netns', 'exec', `qdhcp-${netId}`, 'ssh', '-i', key, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
-      '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=15', '-o', 'LogLevel=ERROR', `root@${ip}`, cmd], { timeout: 60_000 });
-    return { ok: true, out: stdout + stderr };
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string };
-    return { ok: false, out: `${err.stdout ?? ''}${err.stderr ?? ''}` };
-  }
-}
+const inGuest = (ip: string, cmd: string) => guestSsh(key, ip, cmd, { ns: `qdhcp-${netId}` });
 /** The guest's ready line on its console; on a timeout the error carries the console. */
 async function ready(tools: ReturnType<typeof computeTools>, id: string): Promise<string> {
   return tools.consoleMatch(id, READY, 180_000).catch(async (e: Error) => {

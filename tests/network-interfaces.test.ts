@@ -15,7 +15,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { api, openstackFails, otherProject, startCloud, type Cloud } from './helpers/cloud.ts';
-import { computeTools, until } from './helpers/compute.ts';
+import { computeTools, guestSsh, until } from './helpers/compute.ts';
 
 const run = promisify(execFile);
 let cloud: Cloud;
@@ -26,16 +26,7 @@ const ids: { netA?: string; netB?: string; vm?: string; ipA?: string } = {};
 type Port = { id: string; mac_address: string; device_id: string; device_owner: string; binding_host_id?: string; 'binding:host_id'?: string; fixed_ips: { ip_address: string; subnet_id: string }[]; network_id: string };
 type Attachment = { port_id: string; net_id: string; mac_addr: string; port_state: string; fixed_ips: { ip_address: string }[]; tag?: string | null };
 
-async function inGuest(cmd: string): Promise<{ ok: boolean; out: string }> {
-  try {
-    const { stdout, stderr } = await run('ip', ['netns', 'exec', `qdhcp-${ids.netA}`, 'ssh', '-i', key, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
-      '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=15', '-o', 'LogLevel=ERROR', `root@${ids.ipA}`, cmd], { timeout: 60_000 });
-    return { ok: true, out: stdout + stderr };
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string };
-    return { ok: false, out: `${err.stdout ?? ''}${err.stderr ?? ''}` };
-  }
-}
+const inGuest = (cmd: string) => guestSsh(key, ids.ipA ?? '', cmd, { ns: `qdhcp-${ids.netA}` });
 /** The guest's addresses per MAC ("mac ip/len" lines from ip -o). */
 async function guestNics(): Promise<Map<string, string[]>> {
   const r = await inGuest('for d in /sys/class/net/eth*; do n=${d##*/}; echo "$(cat $d/address) $(ip -4 -o addr show $n | awk \'{print $4}\' | tr \'\\n\' \' \')"; done');

@@ -17,13 +17,12 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { killGuests, qemuProcesses, startCloud, type Cloud } from './helpers/cloud.ts';
-import { computeTools, until } from './helpers/compute.ts';
+import { computeTools, guestSsh, until } from './helpers/compute.ts';
 
 const run = promisify(execFile);
 const ROOT = new URL('..', import.meta.url).pathname;
 const skip = process.getuid?.() !== 0 ? 'needs root (namespaces, bridges)' : false;
 const READY = /GUREUM-GUEST-READY (\S+) (\S+)/;
-const SSH_OPTS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=15', '-o', 'LogLevel=ERROR'];
 
 interface Vm { name: string; host: string; id: string; ip: string }
 
@@ -51,17 +50,7 @@ describe('gureum up --hosts 2', { skip }, () => {
   async function inGuest(ip: string, cmd: string): Promise<{ ok: boolean; out: string }> {
     const qdhcp = nsList().find((n) => n.startsWith(`gh-${id}-`) && n.endsWith(`qdhcp-${netId}`));
     if (!qdhcp) return { ok: false, out: 'no DHCP namespace' };
-    return sshRun(['ip', 'netns', 'exec', qdhcp, 'ssh'], ip, cmd);
-  }
-  async function sshRun(prefix: string[], ip: string, cmd: string): Promise<{ ok: boolean; out: string }> {
-    const [bin, ...args] = prefix;
-    try {
-      const { stdout, stderr } = await run(bin!, [...args, '-i', key, ...SSH_OPTS, `root@${ip}`, cmd], { timeout: 60_000 });
-      return { ok: true, out: stdout + stderr };
-    } catch (e) {
-      const err = e as { stdout?: string; stderr?: string };
-      return { ok: false, out: `${err.stdout ?? ''}${err.stderr ?? ''}` };
-    }
+    return guestSsh(key, ip, cmd, { ns: qdhcp });
   }
 
   before(async () => {
@@ -150,7 +139,7 @@ describe('gureum up --hosts 2', { skip }, () => {
     await t.os('server', 'add', 'floating', 'ip', a.id, fip);
     const routerNs = nsList().filter((n) => n.startsWith(`gh-${id}-`) && n.includes('-qrouter-'));
     assert.equal(routerNs.length, 1, 'the router lives on one of the hosts');
-    const out = await until(`SSH to ${fip}`, async () => { const r = await sshRun(['ssh'], fip, `hostname; ping -c 1 -W 2 ${b.ip}`); return r.ok ? r.out : undefined; }, 120_000, 1000);
+    const out = await until(`SSH to ${fip}`, async () => { const r = await guestSsh(key, fip, `hostname; ping -c 1 -W 2 ${b.ip}`); return r.ok ? r.out : undefined; }, 120_000, 1000);
     assert.match(out, new RegExp(`^${a.name}$`, 'm'));
     assert.match(out, /1 packets received/, 'and from there to the guest on the other host');
   });
@@ -168,7 +157,7 @@ describe('gureum up --hosts 2', { skip }, () => {
       await t.waitStatus(v.id, 'ACTIVE', 120_000);
       assert.equal(qemuPid(i), pids[i], `${v.name}: the same QEMU`);
     }
-    const out = await until(`SSH to ${fip} after the restart`, async () => { const r = await sshRun(['ssh'], fip, `ping -c 1 -W 2 ${vms[1]!.ip}`); return r.ok ? r.out : undefined; }, 120_000, 1000);
+    const out = await until(`SSH to ${fip} after the restart`, async () => { const r = await guestSsh(key, fip, `ping -c 1 -W 2 ${vms[1]!.ip}`); return r.ok ? r.out : undefined; }, 120_000, 1000);
     assert.match(out, /1 packets received/);
   });
 

@@ -16,7 +16,7 @@ import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { startCloud } from '../../tests/helpers/cloud.ts';
-import { computeTools, until } from '../../tests/helpers/compute.ts';
+import { computeTools, guestSsh, until } from '../../tests/helpers/compute.ts';
 
 const run = promisify(execFile);
 const { values } = parseArgs({ options: { megabytes: { type: 'string', default: '64' }, rounds: { type: 'string', default: '3' } } });
@@ -67,8 +67,11 @@ try {
     ips.push((s.addresses as Record<string, string[]>).benchnet![0]!);
     await t.consoleMatch(id, /GUREUM-GUEST-READY/, 180_000);
   }
-  const inGuest = async (ip: string, cmd: string, timeout = 300_000) => (await run('ip', ['netns', 'exec', `qdhcp-${net.id}`, 'ssh', '-i', key, '-o', 'StrictHostKeyChecking=no',
-    '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=15', '-o', 'LogLevel=ERROR', `root@${ip}`, cmd], { timeout }).catch((e: Error & { stderr?: string }) => { throw new Error(`ssh ${ip} ${cmd}: ${e.message} ${e.stderr ?? ''}`); })).stdout;
+  const inGuest = async (ip: string, cmd: string, timeoutMs = 300_000) => {
+    const r = await guestSsh(key, ip, cmd, { ns: `qdhcp-${net.id}`, timeoutMs });
+    if (!r.ok) throw new Error(`ssh ${ip} ${cmd}: ${r.out}`);
+    return r.out;
+  };
   const [ipA, ipB] = ips as [string, string];
   for (const ip of ips) await until(`SSH into ${ip}`, async () => (await inGuest(ip, 'true', 30_000).then(() => true, () => false)), 180_000, 1000);
 

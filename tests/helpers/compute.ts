@@ -31,6 +31,24 @@ export async function ssh(port: string | number, key: string, cmd: string): Prom
   return stdout;
 }
 
+/**
+ * A command in a guest over SSH at its own address, from network namespace `ns` (a
+ * network's qdhcp-<id>, the operator's vantage point) or from this machine (a floating
+ * IP); never throws: `ok` is false when ssh or the command failed.
+ */
+export async function guestSsh(key: string, ip: string, cmd: string, opts: { ns?: string; timeoutMs?: number } = {}): Promise<{ ok: boolean; out: string }> {
+  const ssh = ['ssh', '-i', key, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes',
+    '-o', 'ConnectTimeout=15', '-o', 'LogLevel=ERROR', `root@${ip}`, cmd];
+  const [bin, ...args] = opts.ns ? ['ip', 'netns', 'exec', opts.ns, ...ssh] : ssh;
+  try {
+    const { stdout, stderr } = await run(bin!, args, { timeout: opts.timeoutMs ?? 60_000 });
+    return { ok: true, out: stdout + stderr };
+  } catch (e) {
+    const err = e as { stdout?: string; stderr?: string; message?: string };
+    return { ok: false, out: `${err.stdout ?? ''}${err.stderr ?? ''}` || (err.message ?? '') };
+  }
+}
+
 /** Tools bound to one running cloud (and one openstack environment). */
 export function computeTools(cloud: Cloud, env: NodeJS.ProcessEnv = cloud.env) {
   const os = (...args: string[]) => openstack(env, ...args);
