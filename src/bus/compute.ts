@@ -1,4 +1,5 @@
 import { subject, type Subject } from './index.ts';
+import type { VolumeConnection } from './volume.ts';
 
 /**
  * The protocol between the controller (conductor) and the agent on each compute host.
@@ -23,6 +24,8 @@ export interface HostReport {
   diskGb: number;
   /** Power state of every instance with a directory on this host. */
   instances: Record<string, PowerCode>;
+  /** The volume ids in each instance's saved spec (what is really attached there), for reconciling attachments. */
+  attachedVolumes?: Record<string, string[]>;
 }
 
 /** The agent's first message after start; the reply lists instances it must delete (unknown or deleted ones). */
@@ -56,6 +59,25 @@ export interface InstanceSizes {
 /** A Neutron port as the instance's NIC: a tap device on the port's network bridge. */
 export interface PortNic { portId: string; networkId: string; mac: string; mtu: number; /** its fixed addresses (the first IPv4 one is the EC2 local-ipv4) */ ips: string[] }
 
+/** Front-end QoS of a volume type (Cinder's qos specs with consumer front-end or both), applied by QEMU's I/O throttling. */
+export interface VolumeQos {
+  totalIopsSec?: number; readIopsSec?: number; writeIopsSec?: number;
+  totalBytesSec?: number; readBytesSec?: number; writeBytesSec?: number;
+}
+
+/** A Cinder volume as one of an instance's disks (a block device mapping with destination volume). */
+export interface VolumeDisk {
+  volumeId: string;
+  /** How this host reaches it (Cinder's connection_info for this attachment). */
+  connection: VolumeConnection;
+  /** The device name Nova reports (/dev/vdb, ...); advisory, as in Nova. */
+  device: string;
+  /** 0: the root disk (boot from volume): no image disk is made and the instance boots from this. */
+  bootIndex?: number;
+  readonly?: boolean;
+  qos?: VolumeQos;
+}
+
 export interface BuildRequest extends InstanceSizes {
   name: string;
   hostname: string;
@@ -83,6 +105,8 @@ export interface BuildRequest extends InstanceSizes {
   userData?: string;
   networkData?: Record<string, unknown>;
   vendorData?: Record<string, unknown>;
+  /** Volumes attached from the start (block device mappings), in device order; one with bootIndex 0 is the root disk. */
+  volumes?: VolumeDisk[];
 }
 
 export type InstanceVerb = 'stop' | 'start' | 'reboot-soft' | 'reboot-hard' | 'pause' | 'unpause' | 'suspend' | 'resume';
@@ -123,6 +147,11 @@ export interface AttachInterfaceRequest { uuid: string; port: PortNic }
 /** Interface detach: the NIC leaves the guest (and its spec); the controller unbinds the port afterwards. */
 export interface DetachInterfaceRequest { uuid: string; portId: string; timeoutMs?: number }
 
+/** Volume attach: the volume is exported for this host already; it is hot-plugged (or only saved in the spec of a stopped instance). */
+export interface AttachVolumeRequest { uuid: string; volume: VolumeDisk }
+/** Volume detach: the disk leaves the guest (and its spec); the controller removes the export afterwards. */
+export interface DetachVolumeRequest { uuid: string; volumeId: string; timeoutMs?: number }
+
 export function agentSubjects(host: string) {
   const s = <Req, Res>(verb: string): Subject<Req, Res> => subject<Req, Res>(`gureum.agent.${host}.${verb}`);
   return {
@@ -142,5 +171,7 @@ export function agentSubjects(host: string) {
     password: s<{ uuid: string; clear?: boolean }, { password: string }>('password'),
     attachInterface: s<AttachInterfaceRequest, { attached: boolean }>('attach-interface'),
     detachInterface: s<DetachInterfaceRequest, { detached: boolean }>('detach-interface'),
+    attachVolume: s<AttachVolumeRequest, { attached: boolean }>('attach-volume'),
+    detachVolume: s<DetachVolumeRequest, { detached: boolean }>('detach-volume'),
   };
 }

@@ -3,6 +3,7 @@ import type { ComputeMigrationTables } from './schema/compute-migrations.ts';
 import type { ImageTables } from './schema/image.ts';
 import type { MetadefTables } from './schema/metadefs.ts';
 import type { NetworkTables } from './schema/network.ts';
+import type { VolumeTables } from './schema/volume.ts';
 
 /**
  * Table shapes as Kysely sees them. Booleans are stored as 0/1 integers and times as
@@ -50,7 +51,7 @@ export interface EndpointGroupTable { id: string; name: string; description: str
 export interface ProjectEndpointGroupTable { endpoint_group_id: string; project_id: string }
 export interface ProjectEndpointTable { endpoint_id: string; project_id: string }
 /** Every table; each service's tables are declared in schema/<service>.ts. */
-export interface Database extends ImageTables, ComputeTables, ComputeMigrationTables, MetadefTables, NetworkTables {
+export interface Database extends ImageTables, ComputeTables, ComputeMigrationTables, MetadefTables, NetworkTables, VolumeTables {
   domains: DomainTable; projects: ProjectTable; project_tags: ProjectTagTable; users: UserTable;
   groups: GroupTable; user_groups: UserGroupTable; roles: RoleTable; implied_roles: ImpliedRoleTable;
   assignments: AssignmentTable; regions: RegionTable; services: ServiceTable; endpoints: EndpointTable;

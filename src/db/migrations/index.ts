@@ -7,6 +7,7 @@ import { m006_metadefs } from './006_metadefs.ts';
 import { m007_compute_migrations } from './007_compute_migrations.ts';
 import { m008_network } from './008_network.ts';
 import { m009_instance_network_info } from './009_instance_network_info.ts';
+import { m010_volume } from './010_volume.ts';
 
 /** Every migration, in order. Names sort lexically; never rename or edit a landed one. */
 export const migrations: Record<string, Migration> = {
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '007_compute_migrations': m007_compute_migrations,
   '008_network': m008_network,
   '009_instance_network_info': m009_instance_network_info,
+  '010_volume': m010_volume,
 };
