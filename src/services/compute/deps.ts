@@ -1,6 +1,7 @@
 import type { Db } from '../../db/index.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { NetworkApi } from './networks.ts';
+import type { VolumeApi } from './volumes.ts';
 
 /** Compute's settings (from gureum.yaml `compute:`; defaults as Nova's). */
 export interface ComputeConfig {
@@ -40,6 +41,8 @@ export interface ComputeDeps {
   cfg: ComputeConfig;
   /** The network service (Neutron), when the cloud has one wired in; without it servers get the user-mode NIC. */
   networks?: NetworkApi;
+  /** The volume service (Cinder) as compute drives it; unset: volumes cannot be attached or booted from. */
+  volumes?: VolumeApi;
 }
 
 /**
