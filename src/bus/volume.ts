@@ -31,6 +31,8 @@ export interface VolumePoolReport {
   volumes: string[];
   /** Ids of every snapshot held in the pool. */
   snapshots: string[];
+  /** The directory backups go to on this host (BackupTarget kind 'directory'), when the pool keeps them. */
+  backupDir?: string;
 }
 export const VolumePoolReported = subject<VolumePoolReport, void>('gureum.volume.report');
 
