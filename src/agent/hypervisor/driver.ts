@@ -9,6 +9,9 @@
  * serial log, saved state). QEMU processes outlive the agent; `adopt()` finds them again.
  */
 
+import type { VolumeQos } from '../../bus/compute.ts';
+import type { VolumeConnection } from '../../bus/volume.ts';
+
 /** Nova's power_state codes, as the API reports them in OS-EXT-STS:power_state. */
 export const PowerStateCode = { nostate: 0, running: 1, paused: 3, shutdown: 4, crashed: 6, suspended: 7 } as const;
 export type PowerState = keyof typeof PowerStateCode;
@@ -47,6 +50,22 @@ export interface TapNicSpec {
   slot?: number;
 }
 
+/**
+ * A Cinder volume as a disk of the instance: a virtio-blk PCI device (hot-pluggable; on
+ * microvm on one of the hotplug root ports) whose serial is the volume id (Nova's libvirt
+ * driver does the same, so /dev/disk/by-id/virtio-<id prefix> names it in the guest).
+ */
+export interface VolumeDiskSpec {
+  volumeId: string;
+  connection: VolumeConnection;
+  readonly?: boolean;
+  qos?: VolumeQos;
+  /** The root disk (boot from volume): first in guest order, in place of an image disk. */
+  root?: boolean;
+  /** microvm: the hotplug root port it sits on (kept across restarts, as for tap NICs). */
+  slot?: number;
+}
+
 export type BootSpec =
   /** Direct kernel boot (AKI/ARI images): microvm machine, PVH entry for an uncompressed vmlinux. */
   | { kind: 'kernel'; kernel: string; ramdisk?: string; cmdline?: string }
@@ -63,6 +82,8 @@ export interface InstanceSpec {
   /** In guest order: root first (vda), then ephemeral, swap, the config drive last. */
   disks: DiskSpec[];
   nics: NicSpec[];
+  /** Attached volumes, in attach order (a root volume first). */
+  volumes?: VolumeDiskSpec[];
 }
 
 export interface HostCapabilities {
@@ -135,4 +156,15 @@ export interface HypervisorDriver {
    * the spec has no such NIC.
    */
   detachNic(uuid: string, ifname: string, timeoutMs?: number): Promise<boolean>;
+  /**
+   * Volume attach: add the volume to the saved spec and, when QEMU runs, hot-plug it
+   * (blockdev-add + device_add). Idempotent for a volume already in the spec.
+   */
+  attachVolume(uuid: string, volume: VolumeDiskSpec): Promise<void>;
+  /**
+   * Volume detach: when QEMU runs, device_del, wait (up to timeoutMs) for the guest to let
+   * go (DEVICE_DELETED), then blockdev-del; the volume leaves the saved spec. False when
+   * the spec has no such volume.
+   */
+  detachVolume(uuid: string, volumeId: string, timeoutMs?: number): Promise<boolean>;
 }

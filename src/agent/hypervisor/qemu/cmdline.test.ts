@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { InstanceSpec } from '../driver.ts';
-import { assignSlots, freeSlot, HOTPLUG_ROOT_PORTS, qemuArgv, shQuote, tapDeviceArgs, USER_NETWORK } from './cmdline.ts';
+import type { InstanceSpec, VolumeDiskSpec } from '../driver.ts';
+import {
+  assignSlots, freeSlot, HOTPLUG_ROOT_PORTS, ioThrottle, pskFileContent, qemuArgv, shQuote, tapDeviceArgs, USER_NETWORK, volumeBlockdev, volumeIds,
+} from './cmdline.ts';
 
 const base: InstanceSpec = {
   uuid: '8d0e6a47-2f1c-4c3e-9b0e-1f6d7f7c2a11', name: 'instance-0000002a', vcpus: 1, memoryMb: 256,
@@ -114,4 +116,84 @@ test('invalid values are refused', () => {
   assert.throws(() => qemuArgv({ ...base, vcpus: 0 }, { accel: 'tcg' }, { dir: '/i' }), /vcpus/);
   assert.throws(() => qemuArgv({ ...base, nics: [{ kind: 'user', mac: 'zz' }] }, { accel: 'tcg' }, { dir: '/i' }), /MAC/);
   assert.throws(() => qemuArgv({ ...base, nics: [{ kind: 'tap', mac: '52:54:00:00:00:01', ifname: 'a,b' }] }, { accel: 'tcg' }, { dir: '/i' }), /tap/);
+});
+
+const VOL_A = 'a1b2c3d4-0000-4000-8000-00000000000a';
+const VOL_B = 'b1b2c3d4-0000-4000-8000-00000000000b';
+const VOL_R = 'c1b2c3d4-0000-4000-8000-00000000000c';
+const fileVol = (volumeId: string, extra: Partial<VolumeDiskSpec> = {}): VolumeDiskSpec =>
+  ({ volumeId, connection: { type: 'file', path: `/pool/${volumeId}.qcow2`, format: 'qcow2' }, ...extra });
+const nbdVol: VolumeDiskSpec = {
+  volumeId: VOL_B, readonly: true,
+  connection: { type: 'nbd', host: '10.0.0.2', port: 10809, exportName: `volume-${VOL_B}`, tls: { identity: 'att-1', psk: '00ff'.repeat(8) } },
+};
+const parsed = (argv: string[], opt: string) => values(argv, opt).filter((v) => v.startsWith('{')).map((v) => JSON.parse(v) as Record<string, unknown>);
+
+test('volumes on microvm: -blockdev chains (file, NBD over TLS-PSK), virtio-blk-pci with the volume id as serial on hotplug ports shared with NICs', () => {
+  const spec: InstanceSpec = { ...base, volumes: [fileVol(VOL_A, { slot: 0 }), nbdVol] };
+  const argv = qemuArgv(spec, { accel: 'tcg' }, { dir: '/inst' });
+  assert.deepEqual(parsed(argv, '-object'), [{ 'qom-type': 'tls-creds-psk', id: 'vt-b1b2c3d4000040008000', endpoint: 'client', dir: '/inst', username: 'att-1' }]);
+  assert.deepEqual(parsed(argv, '-blockdev'), [
+    { driver: 'qcow2', 'node-name': 'vf-a1b2c3d4000040008000', discard: 'unmap',
+      file: { driver: 'file', filename: `/pool/${VOL_A}.qcow2`, 'node-name': 'vp-a1b2c3d4000040008000', discard: 'unmap' } },
+    { driver: 'nbd', 'node-name': 'vf-b1b2c3d4000040008000', 'read-only': true, server: { type: 'inet', host: '10.0.0.2', port: '10809' },
+      export: `volume-${VOL_B}`, 'tls-creds': 'vt-b1b2c3d4000040008000', 'reconnect-delay': 15 },
+  ]);
+  const devices = values(argv, '-device');
+  // The volume holding slot 0 keeps it; the tap NIC (no slot) takes the lowest free one, the NBD volume the next.
+  assert.ok(devices.includes('virtio-net-pci,id=nic-tap1234,netdev=hn-tap1234,mac=52:54:00:00:00:02,bus=hp1,romfile='));
+  assert.deepEqual(parsed(argv, '-device'), [
+    { driver: 'virtio-blk-pci', id: 'vd-a1b2c3d4000040008000', drive: 'vf-a1b2c3d4000040008000', serial: 'a1b2c3d4-0000-4000-8', bus: 'hp0' },
+    { driver: 'virtio-blk-pci', id: 'vd-b1b2c3d4000040008000', drive: 'vf-b1b2c3d4000040008000', serial: 'b1b2c3d4-0000-4000-8', bus: 'hp2' },
+  ]);
+  // Block nodes are defined before the devices that use them, the TLS object before its node.
+  assert.ok(argv.indexOf('-object', argv.indexOf('rng-random,id=rng0,filename=/dev/urandom') + 1) < argv.findIndex((a) => a.includes('"driver":"nbd"')));
+  assert.ok(argv.findIndex((a) => a.includes('"driver":"nbd"')) < argv.findIndex((a) => a.includes('"id":"vd-b1b2')));
+  assert.equal(pskFileContent(spec.volumes!), `att-1:${'00ff'.repeat(8)}\n`);
+  assert.equal(freeSlot(spec), 3);
+});
+
+test('boot from volume: the root volume is the first disk in place of the image disk (microvm: virtio-mmio, root=/dev/vda; pc: bootindex 1)', () => {
+  const spec: InstanceSpec = { ...base, disks: [{ path: '/inst/disk.config', format: 'raw', readonly: true }], nics: [], volumes: [fileVol(VOL_R, { root: true }), fileVol(VOL_A)] };
+  const micro = qemuArgv(spec, { accel: 'tcg' }, { dir: '/inst' });
+  const devs = values(micro, '-device');
+  const rootAt = devs.findIndex((d) => d.includes('"virtio-blk-device"'));
+  assert.deepEqual(JSON.parse(devs[rootAt]!), { driver: 'virtio-blk-device', id: 'vd-c1b2c3d4000040008000', drive: 'vf-c1b2c3d4000040008000', serial: 'c1b2c3d4-0000-4000-8' });
+  assert.ok(rootAt < devs.indexOf('virtio-blk-device,drive=disk0'), 'before the image disks');
+  assert.ok(devs.includes(JSON.stringify({ driver: 'virtio-blk-pci', id: 'vd-a1b2c3d4000040008000', drive: 'vf-a1b2c3d4000040008000', serial: 'a1b2c3d4-0000-4000-8', bus: 'hp0' })), 'the root volume holds no hotplug slot');
+  assert.match(values(micro, '-append')[0]!, /^root=\/dev\/vda /);
+  const onlyVolume = qemuArgv({ ...spec, disks: [] }, { accel: 'tcg' }, { dir: '/inst' });
+  assert.match(values(onlyVolume, '-append')[0]!, /^root=\/dev\/vda /);
+
+  const pc = values(qemuArgv({ ...spec, boot: { kind: 'disk' } }, { accel: 'tcg' }, { dir: '/inst' }), '-device');
+  const first = pc.findIndex((d) => d.includes('virtio-blk'));
+  assert.deepEqual(JSON.parse(pc[first]!), { driver: 'virtio-blk-pci', id: 'vd-c1b2c3d4000040008000', drive: 'vf-c1b2c3d4000040008000', serial: 'c1b2c3d4-0000-4000-8', bootindex: 1 });
+  assert.ok(pc.includes('virtio-blk-pci,drive=disk0'), 'the config drive is not the boot disk');
+  assert.ok(pc.includes(JSON.stringify({ driver: 'virtio-blk-pci', id: 'vd-a1b2c3d4000040008000', drive: 'vf-a1b2c3d4000040008000', serial: 'a1b2c3d4-0000-4000-8' })), 'other volumes on pci.0');
+  assert.throws(() => qemuArgv({ ...spec, volumes: [fileVol(VOL_R, { root: true }), fileVol(VOL_A, { root: true })] }, { accel: 'tcg' }, { dir: '/i' }), /more than one root volume/);
+});
+
+test('volume QoS becomes QEMU throttling limits; a readonly file volume opens read-only without discard; bad volumes are refused', () => {
+  assert.equal(ioThrottle(undefined), undefined);
+  assert.equal(ioThrottle({ totalIopsSec: 0 }), undefined);
+  assert.deepEqual(ioThrottle({ totalIopsSec: 100, readBytesSec: 1_000_000 }), { bps: 0, bps_rd: 1_000_000, bps_wr: 0, iops: 100, iops_rd: 0, iops_wr: 0 });
+  assert.throws(() => ioThrottle({ totalIopsSec: 100, readIopsSec: 50 }), /total_iops_sec cannot be combined/);
+  assert.throws(() => ioThrottle({ writeBytesSec: -1 }), /writeBytesSec/);
+  assert.deepEqual(volumeBlockdev(fileVol(VOL_A, { readonly: true })), {
+    driver: 'qcow2', 'node-name': 'vf-a1b2c3d4000040008000', 'read-only': true,
+    file: { driver: 'file', filename: `/pool/${VOL_A}.qcow2`, 'node-name': 'vp-a1b2c3d4000040008000', 'read-only': true },
+  });
+  assert.deepEqual(volumeIds(VOL_A), {
+    node: 'vf-a1b2c3d4000040008000', protocol: 'vp-a1b2c3d4000040008000', device: 'vd-a1b2c3d4000040008000', tls: 'vt-a1b2c3d4000040008000',
+    overlayPrefix: 'vs-a1b2c3d4000040008000-', serial: 'a1b2c3d4-0000-4000-8',
+  });
+  assert.throws(() => volumeIds('../../etc'), /invalid volume id/);
+  assert.throws(() => volumeBlockdev(fileVol(VOL_A, { connection: { type: 'file', path: 'rel.qcow2', format: 'qcow2' } })), /absolute/);
+  const tls = (psk: string, identity = 'x'): VolumeDiskSpec => ({ ...nbdVol, connection: { type: 'nbd', host: 'h', port: 1, exportName: 'e', tls: { identity, psk } } });
+  assert.throws(() => volumeBlockdev(tls('not-hex-at-all-xx')), /must be hex/);
+  assert.throws(() => volumeBlockdev(tls('00'.repeat(16), 'a:b')), /identity/);
+  assert.throws(() => volumeBlockdev({ ...nbdVol, connection: { type: 'nbd', host: 'h', port: 0, exportName: 'e' } }), /NBD port/);
+  assert.throws(() => qemuArgv({ ...base, volumes: [{ ...nbdVol, connection: { type: 'nbd', host: 'a,b', port: 1, exportName: 'e' } }] }, { accel: 'tcg' }, { dir: '/i' }), /NBD host/);
+  // Node names stay within QEMU's 31 characters.
+  for (const n of Object.values(volumeIds(VOL_A))) assert.ok(n.length <= 31 - 7, n);
 });

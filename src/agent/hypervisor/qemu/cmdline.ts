@@ -7,11 +7,19 @@
  *   virtio-mmio cannot hotplug, so the machine also has a PCIe host (`pcie=on`, ECAM
  *   described through ACPI) with HOTPLUG_ROOT_PORTS `pcie-root-port`s (`hp0`…): tap NICs
  *   (Neutron ports) are virtio-net-pci devices on them, cold-plugged at launch or
- *   hot-plugged later (interface attach; Cinder volumes will use the same slots). The
+ *   hot-plugged later (interface attach), and so are Cinder volumes (virtio-blk-pci). The
  *   guest kernel gets `pcie_ports=native` since microvm's ACPI tables do not hand PCIe
  *   hotplug to the OS through _OSC, and Linux's pciehp only drives slots it owns;
  * - disk boot (whole-disk images): `-M pc`, SeaBIOS, virtio-pci devices; tap NICs are
  *   hot-plugged on the root bus (`pci.0`, ACPI PCI hotplug of the PIIX4).
+ *
+ * Volumes are `-blockdev` node chains (a file, or an NBD export over TLS with a pre-shared
+ * key) written as JSON, the same objects QMP's blockdev-add takes for a hot-plug. A root
+ * volume (boot from volume) comes first in guest order: on microvm a virtio-mmio disk like
+ * the image disks it replaces (the tiny guest loads virtio_mmio before virtio_pci, so the
+ * mmio disks are vda… and PCI volumes follow), on pc the first PCI disk with bootindex 1.
+ * QoS limits are not on the command line: QEMU's throttling of the disk's BlockBackend is
+ * set over QMP (block_set_io_throttle) before the guest runs, and survives live snapshots.
  *
  * Both run without default devices or user config, headless, with the serial console
  * appended to `<dir>/console.log`, QMP on `<dir>/qmp.sock` and `-no-shutdown` (a guest
@@ -26,7 +34,8 @@
  * also turn into a shutdown). The `pc` machine resets in place.
  */
 import { join } from 'node:path';
-import type { HostCapabilities, InstanceSpec } from '../driver.ts';
+import type { VolumeQos } from '../../../bus/compute.ts';
+import type { HostCapabilities, InstanceSpec, VolumeDiskSpec } from '../driver.ts';
 
 /** Files of an instance directory the driver owns. */
 export function instanceFiles(dir: string) {
@@ -41,6 +50,8 @@ export function instanceFiles(dir: string) {
     qemuLog: join(dir, 'qemu.log'),
     exit: join(dir, 'exit.json'),
     state: join(dir, 'state'),
+    /** Pre-shared keys of the instance's NBD volumes (`<identity>:<hex key>` lines, mode 0600), read by QEMU's tls-creds-psk objects. */
+    psk: join(dir, 'keys.psk'),
   };
 }
 
@@ -78,43 +89,59 @@ export function tapIds(ifname: string): { netdev: string; device: string } {
   return { netdev: `hn-${ifname}`, device: `nic-${ifname}` };
 }
 
+/** What holds hotplug root ports on a microvm: tap NICs and the volumes that are not the root disk. */
+type SlotUsers = Pick<InstanceSpec, 'nics'> & Partial<Pick<InstanceSpec, 'volumes'>>;
+
 /**
- * The root-port slot of every tap NIC of a microvm spec (by index into spec.nics): the
- * slot it was given, else the lowest free one in spec order. Deterministic, so the
- * driver computes the same layout the command line uses.
+ * The root-port slot of every tap NIC and every non-root volume of a microvm spec (by index
+ * into spec.nics and spec.volumes): the slot it was given, else the lowest free one in spec
+ * order, NICs first. Deterministic, so the driver computes the same layout the command line uses.
  */
-export function assignSlots(spec: Pick<InstanceSpec, 'nics'>): Map<number, number> {
-  const out = new Map<number, number>();
+export function assignDeviceSlots(spec: SlotUsers): { nics: Map<number, number>; volumes: Map<number, number> } {
+  const out = { nics: new Map<number, number>(), volumes: new Map<number, number>() };
+  const users: Array<{ map: Map<number, number>; i: number; slot?: number }> = [
+    ...spec.nics.flatMap((n, i) => (n.kind === 'tap' ? [{ map: out.nics, i, slot: n.slot }] : [])),
+    ...(spec.volumes ?? []).flatMap((v, i) => (v.root ? [] : [{ map: out.volumes, i, slot: v.slot }])),
+  ];
   const used = new Set<number>();
-  spec.nics.forEach((n, i) => {
-    if (n.kind === 'tap' && n.slot !== undefined) {
-      if (!Number.isInteger(n.slot) || n.slot < 0 || n.slot > 31) throw new Error(`invalid hotplug slot ${n.slot}`);
-      if (used.has(n.slot)) throw new Error(`hotplug slot ${n.slot} is used twice`);
-      used.add(n.slot);
-      out.set(i, n.slot);
-    }
-  });
+  for (const u of users) {
+    if (u.slot === undefined) continue;
+    if (!Number.isInteger(u.slot) || u.slot < 0 || u.slot > 31) throw new Error(`invalid hotplug slot ${u.slot}`);
+    if (used.has(u.slot)) throw new Error(`hotplug slot ${u.slot} is used twice`);
+    used.add(u.slot);
+    u.map.set(u.i, u.slot);
+  }
   let next = 0;
-  spec.nics.forEach((n, i) => {
-    if (n.kind !== 'tap' || out.has(i)) return;
+  for (const u of users) {
+    if (u.map.has(u.i)) continue;
     while (used.has(next)) next++;
     used.add(next);
-    out.set(i, next);
-  });
+    u.map.set(u.i, next);
+  }
   return out;
 }
 
-/** The lowest root-port slot no NIC of the spec holds. */
-export function freeSlot(spec: Pick<InstanceSpec, 'nics'>): number {
-  const used = new Set(assignSlots(spec).values());
+/** The root-port slot of every tap NIC of a microvm spec (by index into spec.nics); see assignDeviceSlots. */
+export function assignSlots(spec: SlotUsers): Map<number, number> {
+  return assignDeviceSlots(spec).nics;
+}
+
+function usedSlots(spec: SlotUsers): number[] {
+  const { nics, volumes } = assignDeviceSlots(spec);
+  return [...nics.values(), ...volumes.values()];
+}
+
+/** The lowest root-port slot no NIC or volume of the spec holds. */
+export function freeSlot(spec: SlotUsers): number {
+  const used = new Set(usedSlots(spec));
   let s = 0;
   while (used.has(s)) s++;
   return s;
 }
 
 /** How many root ports a microvm of this spec gets. */
-export function rootPorts(spec: Pick<InstanceSpec, 'nics'>): number {
-  const slots = [...assignSlots(spec).values()];
+export function rootPorts(spec: SlotUsers): number {
+  const slots = usedSlots(spec);
   return Math.max(HOTPLUG_ROOT_PORTS, slots.length ? Math.max(...slots) + 1 : 0);
 }
 
@@ -172,6 +199,138 @@ export function tapDeviceArgs(ifname: string, mac: string, bus: string | undefin
   return { driver: 'virtio-net-pci', id: ids.device, netdev: ids.netdev, mac, ...(bus ? { bus, romfile: '' } : {}) };
 }
 
+const VOLUME_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const PSK_IDENTITY = /^[\w.@+-]{1,128}$/;
+const PSK_KEY = /^[0-9a-f]{16,1024}$/i;
+const NBD_HOST = /^[\w.:-]{1,253}$/;
+
+/**
+ * QEMU names of a volume's pieces, stable across launches: block node names are limited to
+ * 31 characters, so they carry the first 20 hex digits of the volume id. `node` is the
+ * node the device is created on; after a live snapshot the device's top is an overlay
+ * (`<overlayPrefix><n>`) above it (resolve the current top through query-block).
+ */
+export function volumeIds(volumeId: string) {
+  if (!VOLUME_ID.test(volumeId)) throw new Error(`invalid volume id ${JSON.stringify(volumeId)}`);
+  const key = volumeId.replace(/-/g, '').slice(0, 20).toLowerCase();
+  return {
+    node: `vf-${key}`, protocol: `vp-${key}`, device: `vd-${key}`, tls: `vt-${key}`, overlayPrefix: `vs-${key}-`,
+    /** What the guest sees as the disk's serial (/sys/block/vdX/serial): the volume id cut to virtio's 20 bytes, as Nova's libvirt driver does. */
+    serial: volumeId.slice(0, 20),
+  };
+}
+
+/** A -blockdev / blockdev-add definition (the subset Gureum uses). */
+export type BlockdevOptions =
+  | {
+    driver: 'qcow2' | 'raw'; 'node-name': string; 'read-only'?: boolean; discard?: 'unmap';
+    file: { driver: 'file'; filename: string; 'node-name'?: string; 'read-only'?: boolean; discard?: 'unmap' };
+    /** null: do not open the backing chain the image names (an overlay put on top of a running node by blockdev-snapshot). */
+    backing?: null;
+  }
+  | {
+    driver: 'nbd'; 'node-name': string; 'read-only'?: boolean;
+    server: { type: 'inet'; host: string; port: string }; export: string; 'tls-creds'?: string; 'reconnect-delay'?: number;
+  };
+
+/** A -object / object-add definition: the TLS client credentials of an NBD volume. */
+export interface TlsPskObject { 'qom-type': 'tls-creds-psk'; id: string; endpoint: 'client'; dir: string; username: string }
+
+/** A -device / device_add definition of a virtio disk. */
+export interface BlockDeviceArgs { driver: 'virtio-blk-pci' | 'virtio-blk-device'; id: string; drive: string; serial: string; bus?: string; bootindex?: number }
+
+/** block_set_io_throttle arguments (without the device): QEMU's I/O throttling of the disk's BlockBackend. */
+export interface IoThrottle { bps: number; bps_rd: number; bps_wr: number; iops: number; iops_rd: number; iops_wr: number }
+
+/**
+ * A volume's block node chain. File: a format node (qcow2/raw) over a file node, defined as
+ * one tree so that blockdev-del of the format node frees both. NBD: one nbd node (the
+ * export is the volume's content, raw), with TLS when the connection carries a PSK; a
+ * lost connection is retried for 15 s before requests fail (the exporting daemon restarting).
+ */
+export function volumeBlockdev(vol: VolumeDiskSpec): BlockdevOptions {
+  const ids = volumeIds(vol.volumeId);
+  const ro = vol.readonly ? { 'read-only': true as const } : {};
+  const c = vol.connection;
+  if (c.type === 'file') {
+    if (!c.path.startsWith('/')) throw new Error(`volume ${vol.volumeId}: the file ${JSON.stringify(c.path)} is not an absolute path`);
+    if (c.format !== 'qcow2' && c.format !== 'raw') throw new Error(`volume ${vol.volumeId}: unsupported format ${String(c.format)}`);
+    const discard = vol.readonly ? {} : { discard: 'unmap' as const };
+    return { driver: c.format, 'node-name': ids.node, ...ro, ...discard, file: { driver: 'file', filename: c.path, 'node-name': ids.protocol, ...ro, ...discard } };
+  }
+  if (!NBD_HOST.test(c.host)) throw new Error(`volume ${vol.volumeId}: invalid NBD host ${JSON.stringify(c.host)}`);
+  if (!Number.isInteger(c.port) || c.port < 1 || c.port > 65535) throw new Error(`volume ${vol.volumeId}: invalid NBD port ${c.port}`);
+  if (c.tls) tlsCheck(vol.volumeId, c.tls);
+  return {
+    driver: 'nbd', 'node-name': ids.node, ...ro, server: { type: 'inet', host: c.host, port: String(c.port) }, export: c.exportName,
+    ...(c.tls ? { 'tls-creds': ids.tls } : {}), 'reconnect-delay': 15,
+  };
+}
+
+function tlsCheck(volumeId: string, tls: { identity: string; psk: string }): void {
+  if (!PSK_IDENTITY.test(tls.identity)) throw new Error(`volume ${volumeId}: invalid TLS PSK identity ${JSON.stringify(tls.identity)}`);
+  if (!PSK_KEY.test(tls.psk)) throw new Error(`volume ${volumeId}: the TLS pre-shared key must be hex (16 to 1024 digits)`);
+}
+
+/** The TLS credentials object an NBD volume's node uses (its key is in the instance's keys.psk), if it has one. */
+export function volumeTlsObject(vol: VolumeDiskSpec, dir: string): TlsPskObject | undefined {
+  const c = vol.connection;
+  if (c.type !== 'nbd' || !c.tls) return undefined;
+  return { 'qom-type': 'tls-creds-psk', id: volumeIds(vol.volumeId).tls, endpoint: 'client', dir, username: c.tls.identity };
+}
+
+/** The content of an instance's keys.psk: one `<identity>:<hex key>` line per NBD volume with TLS (gnutls' psktool format). */
+export function pskFileContent(volumes: VolumeDiskSpec[]): string {
+  const lines = new Map<string, string>();
+  for (const v of volumes) {
+    const c = v.connection;
+    if (c.type !== 'nbd' || !c.tls) continue;
+    tlsCheck(v.volumeId, c.tls);
+    lines.set(c.tls.identity, c.tls.psk.toLowerCase());
+  }
+  return [...lines].map(([id, key]) => `${id}:${key}\n`).join('');
+}
+
+/**
+ * The virtio-blk device of a volume. `bus`: a PCI device on that bus (a microvm root port),
+ * or on the machine's root bus when undefined; `mmio`: a virtio-mmio device (a microvm's
+ * root volume, which then sits with the image disks and is named before the PCI ones).
+ */
+export function volumeDeviceArgs(vol: VolumeDiskSpec, at: { mmio: true } | { mmio?: false; bus?: string }, bootindex?: number): BlockDeviceArgs {
+  const ids = volumeIds(vol.volumeId);
+  return {
+    driver: at.mmio ? 'virtio-blk-device' : 'virtio-blk-pci', id: ids.device, drive: ids.node, serial: ids.serial,
+    ...(!at.mmio && at.bus ? { bus: at.bus } : {}), ...(bootindex !== undefined ? { bootindex } : {}),
+  };
+}
+
+/**
+ * A volume type's front-end QoS as QEMU throttling limits (0: unlimited), or undefined when
+ * it limits nothing. QEMU refuses a total limit together with a read or write one of the same kind.
+ */
+export function ioThrottle(qos: VolumeQos | undefined): IoThrottle | undefined {
+  if (!qos) return undefined;
+  const n = (name: keyof VolumeQos): number => {
+    const v = qos[name] ?? 0;
+    if (!Number.isInteger(v) || v < 0) throw new Error(`invalid QoS ${name} ${v}: a whole number of at least 0 expected`);
+    return v;
+  };
+  const t: IoThrottle = {
+    bps: n('totalBytesSec'), bps_rd: n('readBytesSec'), bps_wr: n('writeBytesSec'),
+    iops: n('totalIopsSec'), iops_rd: n('readIopsSec'), iops_wr: n('writeIopsSec'),
+  };
+  if (t.bps && (t.bps_rd || t.bps_wr)) throw new Error('QoS: total_bytes_sec cannot be combined with read_bytes_sec or write_bytes_sec');
+  if (t.iops && (t.iops_rd || t.iops_wr)) throw new Error('QoS: total_iops_sec cannot be combined with read_iops_sec or write_iops_sec');
+  return Object.values(t).some((v) => v > 0) ? t : undefined;
+}
+
+/** The root volume of a spec (boot from volume), checking there is at most one. */
+export function rootVolume(spec: Partial<Pick<InstanceSpec, 'volumes'>>): VolumeDiskSpec | undefined {
+  const roots = (spec.volumes ?? []).filter((v) => v.root);
+  if (roots.length > 1) throw new Error(`more than one root volume: ${roots.map((v) => v.volumeId).join(', ')}`);
+  return roots[0];
+}
+
 export function qemuArgv(spec: InstanceSpec, host: Pick<HostCapabilities, 'accel'>, opts: LaunchOptions): string[] {
   if (!Number.isInteger(spec.vcpus) || spec.vcpus < 1) throw new Error(`invalid vcpus ${spec.vcpus}`);
   if (!Number.isInteger(spec.memoryMb) || spec.memoryMb < 16) throw new Error(`invalid memoryMb ${spec.memoryMb}`);
@@ -179,6 +338,8 @@ export function qemuArgv(spec: InstanceSpec, host: Pick<HostCapabilities, 'accel
   const micro = spec.boot.kind === 'kernel';
   const kvm = host.accel === 'kvm';
   const bus = micro ? 'device' : 'pci';
+  const volumes = spec.volumes ?? [];
+  const rootVol = rootVolume(spec);
   const argv: string[] = [
     '-name', `guest=${esc(spec.name)},debug-threads=on`,
     '-uuid', spec.uuid,
@@ -203,12 +364,21 @@ export function qemuArgv(spec: InstanceSpec, host: Pick<HostCapabilities, 'accel
     if (spec.boot.ramdisk) argv.push('-initrd', spec.boot.ramdisk);
     const parts: string[] = [];
     const extra = spec.boot.cmdline?.trim() ?? '';
-    if (spec.disks.length > 0 && !/(^|\s)root=/.test(extra)) parts.push('root=/dev/vda');
+    if ((spec.disks.length > 0 || rootVol) && !/(^|\s)root=/.test(extra)) parts.push('root=/dev/vda');
     parts.push('console=ttyS0', 'quiet', 'cryptomgr.notests', 'pcie_ports=native');
     if (!kvm && opts.tscKhz && opts.tscKhz > 0) parts.push(`tsc_early_khz=${opts.tscKhz}`);
     if (extra) parts.push(extra);
     argv.push('-append', parts.join(' '));
   }
+
+  // Volumes' block nodes (and the TLS credentials of NBD ones), in the same JSON form as blockdev-add.
+  for (const v of volumes) {
+    const tls = volumeTlsObject(v, opts.dir);
+    if (tls) argv.push('-object', JSON.stringify(tls));
+    argv.push('-blockdev', JSON.stringify(volumeBlockdev(v)));
+  }
+  // A root volume is the first disk, in place of an image disk (and the one the firmware boots).
+  if (rootVol) argv.push('-device', JSON.stringify(volumeDeviceArgs(rootVol, micro ? { mmio: true } : {}, micro ? undefined : 1)));
 
   spec.disks.forEach((d, i) => {
     const drive = [`file=${esc(d.path)}`, 'if=none', `id=disk${i}`, `format=${d.format}`, 'cache=writeback'];
@@ -217,11 +387,11 @@ export function qemuArgv(spec: InstanceSpec, host: Pick<HostCapabilities, 'accel
     argv.push('-drive', drive.join(','));
     // Linux names them in command-line order on both machines (checked: first -device is vda).
     const dev = [`virtio-blk-${bus}`, `drive=disk${i}`];
-    if (!micro && i === 0) dev.push('bootindex=1');
+    if (!micro && i === 0 && !rootVol) dev.push('bootindex=1');
     argv.push('-device', dev.join(','));
   });
 
-  const slots = micro ? assignSlots(spec) : new Map<number, number>();
+  const slots = micro ? assignDeviceSlots(spec) : { nics: new Map<number, number>(), volumes: new Map<number, number>() };
   if (micro) {
     for (let i = 0; i < rootPorts(spec); i++) argv.push('-device', `pcie-root-port,id=hp${i},chassis=${i + 1},slot=${i}`);
   }
@@ -241,8 +411,14 @@ export function qemuArgv(spec: InstanceSpec, host: Pick<HostCapabilities, 'accel
     } else {
       const ids = tapIds(n.ifname);
       argv.push('-netdev', `tap,id=${ids.netdev},ifname=${n.ifname},script=no,downscript=no`);
-      argv.push('-device', tapDevice(ids, n.mac, micro ? `hp${slots.get(i)!}` : undefined));
+      argv.push('-device', tapDevice(ids, n.mac, micro ? `hp${slots.nics.get(i)!}` : undefined));
     }
+  });
+
+  // The other volumes: PCI disks (hot-pluggable), on their root ports on a microvm.
+  volumes.forEach((v, i) => {
+    if (v.root) return;
+    argv.push('-device', JSON.stringify(volumeDeviceArgs(v, { bus: micro ? `hp${slots.volumes.get(i)!}` : undefined })));
   });
 
   if (opts.incomingFile) argv.push('-incoming', `exec:cat ${shQuote(opts.incomingFile)}`);

@@ -16,6 +16,12 @@
  * (SHUTDOWN reason 'guest-reset') and the API's reboots — start a fresh QEMU on the saved
  * spec instead, since QEMU 7.2's in-place reset of a microvm that had hotplug or a resume
  * hangs the guest. No record of that history is needed: every microvm reboot is a restart.
+ *
+ * Volumes (Cinder) are in the saved spec like NICs: attachVolume records the volume first
+ * and then makes the running QEMU have it (blockdev-add + device_add), so a retry after a
+ * crash converges; detachVolume unplugs and then drops it from the spec. Live snapshot and
+ * resize of a volume a running QEMU holds go through that QEMU (blockdev-snapshot,
+ * block_resize) on the disk's current top node, resolved from query-block every time.
  */
 import { execFile, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -25,9 +31,12 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '../../../common/logger.ts';
-import type { HostCapabilities, HypervisorDriver, InstanceSpec, InstanceState, PowerState, TapNicSpec } from '../driver.ts';
+import type { HostCapabilities, HypervisorDriver, InstanceSpec, InstanceState, PowerState, TapNicSpec, VolumeDiskSpec } from '../driver.ts';
 import { convertImage } from '../../storage/disks.ts';
-import { freeSlot, instanceFiles, qemuArgv, shQuote, tapDeviceArgs, tapIds } from './cmdline.ts';
+import {
+  freeSlot, instanceFiles, ioThrottle, pskFileContent, qemuArgv, rootVolume, shQuote, tapDeviceArgs, tapIds, volumeBlockdev, volumeDeviceArgs, volumeIds,
+  volumeTlsObject,
+} from './cmdline.ts';
 import { QmpClient, QmpError, type QmpEvent, type RunState } from './qmp.ts';
 
 const run = promisify(execFile);
@@ -359,7 +368,11 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
     await rm(f.pid, { force: true });
     if (opts.freshConsole) await truncate(f.console, 0).catch(() => undefined);
     const accel = this.accel();
-    const argv = qemuArgv(spec, { accel }, { dir: this.dirOf(uuid), tscKhz: this.tscKhz || hostTscKhz(), incomingFile: opts.incomingFile });
+    await this.writeVolumeKeys(uuid, spec.volumes ?? []);
+    // Volume QoS is set over QMP: the guest waits (-S) until its disks are throttled.
+    const throttled = (spec.volumes ?? []).filter((v) => ioThrottle(v.qos));
+    const holdStart = throttled.length > 0 && !opts.incomingFile;
+    const argv = qemuArgv(spec, { accel }, { dir: this.dirOf(uuid), tscKhz: this.tscKhz || hostTscKhz(), incomingFile: opts.incomingFile, startPaused: holdStart });
     await writeJsonAtomic(f.launch, { accel, binary: this.qemu, argv, startedAt: new Date().toISOString() });
     const logFd = openSync(f.qemuLog, 'a');
     let child;
@@ -389,6 +402,13 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
       const tail = await this.qemuLogTail(uuid);
       await this.recordExit(uuid, 'start-failed', `${why}: ${tail}`, true);
       throw new Error(`QEMU failed to start for ${uuid} (${why})${tail ? `: ${tail}` : ''}`);
+    }
+    try {
+      for (const v of throttled) await this.throttleVolume(r.q, v);
+      if (holdStart) await r.q.execute('cont');
+    } catch (e) {
+      await this.hardStop(uuid, 'start-failed');
+      throw new Error(`QEMU for ${uuid} started but setting up its volumes failed: ${(e as Error).message}`);
     }
     this.log.info({ uuid, pid, accel, ms: Date.now() - started, incoming: !!opts.incomingFile }, 'QEMU started');
     return r.q;
@@ -425,6 +445,16 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
       for (const d of spec.disks) {
         try { await access(d.path, d.readonly ? fsc.R_OK : fsc.R_OK | fsc.W_OK); } catch {
           throw new Error(`instance ${spec.uuid}: disk ${d.path} is missing or not accessible`);
+        }
+      }
+      rootVolume(spec);
+      for (const v of spec.volumes ?? []) {
+        volumeBlockdev(v);
+        ioThrottle(v.qos);
+        if (v.connection.type === 'file') {
+          try { await access(v.connection.path, v.readonly ? fsc.R_OK : fsc.R_OK | fsc.W_OK); } catch {
+            throw new Error(`instance ${spec.uuid}: volume ${v.volumeId} (${v.connection.path}) is missing or not accessible`);
+          }
         }
       }
       if (spec.boot.kind === 'kernel') {
@@ -912,6 +942,217 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
     } finally {
       m.off('event', onEvent);
     }
+  }
+
+  // ---------------------------------------------------------------- volumes
+
+  /** keys.psk in the instance directory (mode 0600): the keys of its NBD volumes over TLS; absent when none. */
+  private async writeVolumeKeys(uuid: string, volumes: VolumeDiskSpec[]): Promise<void> {
+    const path = this.files(uuid).psk;
+    const content = pskFileContent(volumes);
+    if (!content) { await rm(path, { force: true }); return; }
+    const tmp = `${path}.tmp`;
+    const fh = await open(tmp, 'w', 0o600);
+    try { await fh.chmod(0o600); await fh.writeFile(content); await fh.sync(); } finally { await fh.close(); }
+    await rename(tmp, path);
+  }
+
+  /** The query-block entry of a volume's disk in a running QEMU (its current top node is `inserted['node-name']`). */
+  private async volumeBlock(m: QmpClient, volumeId: string) {
+    const { device } = volumeIds(volumeId);
+    const entry = (await m.execute('query-block')).find((b) => b.qdev === device || b.qdev?.startsWith(`/machine/peripheral/${device}/`));
+    if (!entry?.qdev || !entry.inserted) return undefined;
+    return { qdev: entry.qdev, inserted: entry.inserted };
+  }
+
+  private async throttleVolume(m: QmpClient, v: VolumeDiskSpec): Promise<void> {
+    const t = ioThrottle(v.qos);
+    if (!t) return;
+    const block = await this.volumeBlock(m, v.volumeId);
+    if (!block) throw new Error(`volume ${v.volumeId} has no disk in QEMU to throttle`);
+    await m.execute('block_set_io_throttle', { id: block.qdev, ...t });
+  }
+
+  /**
+   * Remove what a volume left in a running QEMU besides its device: every block node of it
+   * the monitor added (overlays of live snapshots first, each before its backing) and its
+   * TLS credentials. Nodes not there are fine (a retry, or never added).
+   */
+  private async dropVolumeNodes(m: QmpClient, volumeId: string): Promise<void> {
+    const ids = volumeIds(volumeId);
+    const nodes = (await m.execute('query-named-block-nodes', { flat: true }))
+      .map((n) => n['node-name']).filter((n) => n === ids.node || n.startsWith(ids.overlayPrefix));
+    let left = [...new Set(nodes)];
+    // A node still backing another refuses deletion; each round frees the next one down.
+    for (let round = 0; left.length > 0 && round <= nodes.length; round++) {
+      const busy: string[] = [];
+      for (const name of left) {
+        await m.execute('blockdev-del', { 'node-name': name }).catch((e: unknown) => {
+          if (e instanceof QmpError && /not found|cannot find/i.test(e.message)) return;
+          if (e instanceof QmpError && /in use|busy/i.test(e.message)) { busy.push(name); return; }
+          throw e;
+        });
+      }
+      left = busy;
+    }
+    if (left.length > 0) throw new Error(`block nodes of volume ${volumeId} stay in use: ${left.join(', ')}`);
+    await m.execute('object-del', { id: ids.tls }).catch(() => undefined);
+  }
+
+  /** Give the running QEMU the volume's disk when it does not have it (blockdev-add + device_add), undoing a half-done plug. */
+  private async plugVolume(m: QmpClient, uuid: string, v: VolumeDiskSpec, bus: string | undefined): Promise<boolean> {
+    const ids = volumeIds(v.volumeId);
+    if (await this.hasDevice(m, ids.device)) return false;
+    await this.dropVolumeNodes(m, v.volumeId);
+    const tls = volumeTlsObject(v, this.dirOf(uuid));
+    if (tls) await m.execute('object-add', tls);
+    try {
+      await m.execute('blockdev-add', volumeBlockdev(v));
+      try {
+        await m.execute('device_add', volumeDeviceArgs(v, { bus }));
+      } catch (e) {
+        await m.execute('blockdev-del', { 'node-name': ids.node }).catch(() => undefined);
+        throw e;
+      }
+    } catch (e) {
+      if (tls) await m.execute('object-del', { id: tls.id }).catch(() => undefined);
+      throw e;
+    }
+    await this.throttleVolume(m, v);
+    return true;
+  }
+
+  attachVolume(uuid: string, volume: VolumeDiskSpec): Promise<void> {
+    return this.serial(uuid, async () => {
+      const spec = await this.readSpec(uuid);
+      const vols = spec.volumes ?? [];
+      if (existsSync(this.files(uuid).state)) throw new Error(`instance ${uuid} is suspended; resume it before changing its devices`);
+      const micro = spec.boot.kind === 'kernel';
+      const pid = await this.livePid(uuid);
+      let entry = vols.find((v) => v.volumeId === volume.volumeId);
+      const known = !!entry;
+      if (!entry) {
+        // Checked before anything is recorded: a bad connection or QoS fails the attach, changing nothing.
+        volumeBlockdev(volume);
+        ioThrottle(volume.qos);
+        entry = { volumeId: volume.volumeId, connection: volume.connection, ...(volume.readonly ? { readonly: true } : {}), ...(volume.qos ? { qos: volume.qos } : {}) };
+        // Only a stopped instance takes a new root disk; a running one gets every volume hot-plugged.
+        if (volume.root && !pid && !rootVolume(spec)) entry.root = true;
+        if (micro && !entry.root) entry.slot = freeSlot(spec);
+        // The spec first: it is what the instance should have; a retry or a restart makes QEMU agree.
+        spec.volumes = [...vols, entry];
+        await this.writeVolumeKeys(uuid, spec.volumes);
+        await writeJsonAtomic(this.files(uuid).spec, spec);
+      }
+      if (!pid || entry.root) return;
+      try {
+        const m = await this.monitor(uuid);
+        if (micro && !(await this.hasDevice(m, `hp${entry.slot!}`))) {
+          throw new Error(`instance ${uuid} has no free hotplug slot (every root port is in use); stop and start it to get more`);
+        }
+        const started = Date.now();
+        if (await this.plugVolume(m, uuid, entry, micro ? `hp${entry.slot!}` : undefined)) {
+          this.log.info({ uuid, volume: entry.volumeId, connection: entry.connection.type, slot: entry.slot, ms: Date.now() - started }, 'volume hot-plugged');
+        }
+      } catch (e) {
+        if (!known) {
+          spec.volumes = vols;
+          await writeJsonAtomic(this.files(uuid).spec, spec);
+          await this.writeVolumeKeys(uuid, vols);
+        }
+        throw e;
+      }
+    });
+  }
+
+  detachVolume(uuid: string, volumeId: string, timeoutMs = 60_000): Promise<boolean> {
+    return this.serial(uuid, async () => {
+      const spec = await this.readSpec(uuid);
+      const vols = spec.volumes ?? [];
+      const vol = vols.find((v) => v.volumeId === volumeId);
+      if (!vol) return false;
+      if (existsSync(this.files(uuid).state)) throw new Error(`instance ${uuid} is suspended; resume it before changing its devices`);
+      const pid = await this.livePid(uuid);
+      if (pid) {
+        if (vol.root && spec.boot.kind === 'kernel') throw new Error(`instance ${uuid} is running: its root volume ${volumeId} cannot be unplugged`);
+        const m = await this.monitor(uuid);
+        const { device } = volumeIds(volumeId);
+        const started = Date.now();
+        if (await this.hasDevice(m, device)) await this.unplug(m, device, timeoutMs);
+        await this.dropVolumeNodes(m, volumeId);
+        this.log.info({ uuid, volume: volumeId, ms: Date.now() - started }, 'volume unplugged');
+      }
+      spec.volumes = vols.filter((v) => v.volumeId !== volumeId);
+      await writeJsonAtomic(this.files(uuid).spec, spec);
+      await this.writeVolumeKeys(uuid, spec.volumes);
+      return true;
+    });
+  }
+
+  /** The instance on this host whose running QEMU holds the volume through a file connection (the pool's files). */
+  async volumeHolder(volumeId: string): Promise<string | undefined> {
+    let names: string[];
+    try { names = await readdir(this.instancesDir); } catch { return undefined; }
+    for (const uuid of names) {
+      if (!UUID.test(uuid)) continue;
+      const spec = await readJson<InstanceSpec>(this.files(uuid).spec);
+      if (!spec?.volumes?.some((v) => v.volumeId === volumeId && v.connection.type === 'file')) continue;
+      if (await this.livePid(uuid)) return uuid;
+    }
+    return undefined;
+  }
+
+  /** The volume's entry in a running instance's spec and its disk in QEMU (for the live operations). */
+  private async liveVolume(uuid: string, volumeId: string) {
+    const spec = await this.readSpec(uuid);
+    const vol = spec.volumes?.find((v) => v.volumeId === volumeId);
+    if (!vol) throw new Error(`volume ${volumeId} is not attached to instance ${uuid}`);
+    if (!(await this.livePid(uuid))) throw new Error(`instance ${uuid} is not running`);
+    const m = await this.monitor(uuid);
+    const block = await this.volumeBlock(m, volumeId);
+    if (!block) throw new Error(`instance ${uuid}: QEMU has no disk for volume ${volumeId}`);
+    return { spec, vol, m, top: block.inserted['node-name'] };
+  }
+
+  /**
+   * Live snapshot: the volume's disk continues on `overlayPath` (a qcow2 file the pool made,
+   * whose header names the disk's current top file as backing) from one instant on; the old
+   * top is no longer written. blockdev-add of the overlay without opening its backing, then
+   * blockdev-snapshot onto the current top node. The saved spec then names the overlay, so
+   * a fresh QEMU (restart, resume) opens the volume's new top.
+   */
+  snapshotVolumeLive(uuid: string, volumeId: string, overlayPath: string): Promise<void> {
+    return this.serial(uuid, async () => {
+      const { spec, vol, m, top } = await this.liveVolume(uuid, volumeId);
+      if (vol.connection.type !== 'file') throw new Error(`volume ${volumeId} is reached over NBD here: its pool snapshots it`);
+      const ids = volumeIds(volumeId);
+      const taken = (await m.execute('query-named-block-nodes', { flat: true }))
+        .map((n) => n['node-name']).filter((n) => n.startsWith(ids.overlayPrefix))
+        .map((n) => parseInt(n.slice(ids.overlayPrefix.length), 36)).filter(Number.isFinite);
+      const name = `${ids.overlayPrefix}${(Math.max(0, ...taken) + 1).toString(36)}`;
+      const ro = vol.readonly ? { 'read-only': true as const } : { discard: 'unmap' as const };
+      const started = Date.now();
+      await m.execute('blockdev-add', { driver: 'qcow2', 'node-name': name, ...ro, file: { driver: 'file', filename: overlayPath, ...ro }, backing: null });
+      try {
+        await m.execute('blockdev-snapshot', { node: top, overlay: name });
+      } catch (e) {
+        await m.execute('blockdev-del', { 'node-name': name }).catch(() => undefined);
+        throw new Error(`live snapshot of volume ${volumeId} on ${uuid} failed: ${(e as Error).message}`);
+      }
+      vol.connection = { type: 'file', path: overlayPath, format: 'qcow2' };
+      await writeJsonAtomic(this.files(uuid).spec, spec);
+      this.log.info({ uuid, volume: volumeId, top: name, previous: top, ms: Date.now() - started }, 'volume snapshotted live');
+    });
+  }
+
+  /** Live resize: block_resize of the volume's current top node; the guest sees the new capacity. */
+  resizeVolumeLive(uuid: string, volumeId: string, bytes: number): Promise<void> {
+    return this.serial(uuid, async () => {
+      if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % 512 !== 0) throw new Error(`invalid volume size ${bytes} (a positive multiple of 512 bytes expected)`);
+      const { m, top } = await this.liveVolume(uuid, volumeId);
+      await m.execute('block_resize', { 'node-name': top, size: bytes });
+      this.log.info({ uuid, volume: volumeId, bytes }, 'volume resized live');
+    });
   }
 
   /** Drop every monitor connection, leaving the QEMUs running (agent shutdown). */

@@ -9,6 +9,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import type { BlockDeviceArgs, BlockdevOptions, IoThrottle, TlsPskObject } from './cmdline.ts';
 
 /** QEMU's RunState (qapi/run-state.json). */
 export type RunState =
@@ -48,14 +49,22 @@ export interface QmpCommands {
     };
   };
   'query-blockstats': { args: { 'query-nodes'?: boolean } | NoArgs; ret: Array<{ device: string; 'node-name'?: string; qdev?: string; stats: BlockDeviceStats }> };
-  'query-block': { args: NoArgs; ret: Array<{ device: string; qdev?: string; inserted?: { file: string; 'node-name': string; drv: string; ro: boolean } }> };
+  'query-block': { args: NoArgs; ret: Array<{ device: string; qdev?: string; inserted?: { file: string; 'node-name': string; drv: string; ro: boolean; iops: number; bps: number; iops_rd: number; iops_wr: number; bps_rd: number; bps_wr: number } }> };
+  'query-named-block-nodes': { args: { flat?: boolean } | NoArgs; ret: Array<{ 'node-name': string; drv: string; file: string; ro: boolean }> };
+  'blockdev-add': { args: BlockdevOptions; ret: Empty };
+  'blockdev-del': { args: { 'node-name': string }; ret: Empty };
+  'blockdev-snapshot': { args: { node: string; overlay: string }; ret: Empty };
+  block_resize: { args: { 'node-name': string; size: number }; ret: Empty };
+  block_set_io_throttle: { args: IoThrottle & { id: string }; ret: Empty };
+  'object-add': { args: TlsPskObject; ret: Empty };
+  'object-del': { args: { id: string }; ret: Empty };
   'query-cpus-fast': { args: NoArgs; ret: Array<{ 'cpu-index': number; 'thread-id': number; 'qom-path': string; target: string }> };
   'blockdev-backup': { args: { device: string; target: string; sync: 'full' | 'top' | 'none' | 'incremental'; 'job-id'?: string }; ret: Empty };
   'query-block-jobs': { args: NoArgs; ret: Array<{ device: string; type: string; len: number; offset: number; busy: boolean; paused: boolean; ready: boolean; status: string }> };
   'human-monitor-command': { args: { 'command-line': string }; ret: string };
   netdev_add: { args: { type: 'tap'; id: string; ifname: string; script: 'no'; downscript: 'no' }; ret: Empty };
   netdev_del: { args: { id: string }; ret: Empty };
-  device_add: { args: { driver: string; id: string; bus?: string; netdev?: string; mac?: string; romfile?: string }; ret: Empty };
+  device_add: { args: { driver: string; id: string; bus?: string; netdev?: string; mac?: string; romfile?: string } | BlockDeviceArgs; ret: Empty };
   device_del: { args: { id: string }; ret: Empty };
   'qom-list': { args: { path: string }; ret: Array<{ name: string; type: string }> };
 }
