@@ -199,8 +199,12 @@ export class LocalQcow2Pool implements VolumeBackend {
       const holder = await this.holder(volumeId);
       if (want < have) throw new Error(`New size for extend must be greater than current size. (current: ${gbOf(have)}, extended: ${sizeGb}).`);
       if (want === have) return { sizeGb, online: holder !== undefined }; // done before (a retry)
+      if (holder?.kind === 'nbd') {
+        // An NBD export's size is fixed while it is served (the daemon does not share the
+        // resize permission) and QEMU's NBD client cannot grow a disk: refuse, changing nothing.
+        throw new Error(`Volume ${volumeId} is attached to an instance on another host (NBD); it cannot be extended while attached there. Detach it, extend it, and attach it again.`);
+      }
       if (holder?.kind === 'instance') await this.opts.live.resize(holder.uuid, volumeId, want);
-      else if (holder?.kind === 'nbd') await this.nbd.resize(volumeId, want);
       else await qemuTool('qemu-img', ['resize', '-q', '-f', 'qcow2', top, String(want)]);
       await fsyncPath(top);
       log.info({ volume: volumeId, from: have, to: want, holder }, 'volume extended');

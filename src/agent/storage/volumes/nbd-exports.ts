@@ -7,8 +7,10 @@
  * the agent; start() adopts it again (or restarts it on the same port with the same key,
  * after a host reboot, so the connection the hypervisor holds stays valid).
  *
- * While exported the daemon holds the volume open; a snapshot or an extend goes through
- * its QMP socket (blockdev-add + blockdev-snapshot, block_resize).
+ * While exported the daemon holds the volume open; a snapshot goes through its QMP socket
+ * (blockdev-add + blockdev-snapshot). An extend cannot: the export does not share the
+ * resize permission (block_resize answers "Permission conflict ... 'resize'"), and QEMU's
+ * NBD client could not grow the disk anyway ("Cannot grow NBD nodes").
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -216,9 +218,5 @@ export class NbdExports {
         throw e;
       }
     });
-  }
-
-  async resize(volumeId: string, bytes: number): Promise<void> {
-    await this.withQmp(volumeId, async (c) => { await qmp(c, 'block_resize', { 'node-name': await this.topNode(c), size: bytes }); });
   }
 }
