@@ -4,6 +4,8 @@
  * capacity and contents at start and periodically (Cinder's volume manager + driver
  * stats). Each request's id flows into the log lines of the work it causes.
  */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Bus } from '../bus/index.ts';
 import type { ImageRef } from '../bus/compute.ts';
 import { VolumePoolReported, volumeSubjects, type VolumePoolReport } from '../bus/volume.ts';
@@ -35,12 +37,16 @@ const gb = (bytes: number) => Math.floor((bytes / GiB) * 100) / 100;
 export async function startVolumeAgent(opts: {
   bus: Bus; host: string; hostIp: string; dataDir: string; log: Logger; cache: ImageCache;
   source: (ref: ImageRef, token: string) => ImageSource; live: LiveVolumeOps; reportEveryMs?: number;
+  /** Where backups to a 'directory' target go on this host (reported as backupDir); default `<dataDir>/backups`. */
+  backupDir?: string;
 }): Promise<{ stop(): Promise<void>; pool: LocalQcow2Pool }> {
   const log = opts.log.child({ component: 'volume-pool', host: opts.host });
   const pool = new LocalQcow2Pool({
     dataDir: opts.dataDir, hostIp: opts.hostIp, host: opts.host, cache: opts.cache, source: opts.source, live: opts.live, log,
   });
   await pool.start();
+  const backupDir = opts.backupDir ?? join(opts.dataDir, 'backups');
+  await mkdir(backupDir, { recursive: true, mode: 0o700 });
   const { bus } = opts;
   const s = volumeSubjects(opts.host);
   const rlog = (requestId: string, ids: Record<string, string | undefined>) => log.child({ request_id: requestId, ...ids });
@@ -66,7 +72,7 @@ export async function startVolumeAgent(opts: {
     const c = await pool.capacity();
     return {
       host: opts.host, backend: pool.backend, pool: pool.pool, hostIp: opts.hostIp,
-      totalGb: gb(c.totalBytes), freeGb: gb(c.freeBytes), provisionedGb: gb(c.provisionedBytes), volumes: c.volumes, snapshots: c.snapshots,
+      totalGb: gb(c.totalBytes), freeGb: gb(c.freeBytes), provisionedGb: gb(c.provisionedBytes), volumes: c.volumes, snapshots: c.snapshots, backupDir,
     };
   }
   const publish = async () => { if (!bus.closed) bus.publish(VolumePoolReported, await report()); };
