@@ -396,7 +396,14 @@ export class LocalQcow2Pool implements VolumeBackend {
   private async holder(volumeId: string): Promise<Holder | undefined> {
     if (await this.nbd.running(volumeId)) return { kind: 'nbd' };
     const uuid = await this.opts.live.holderOf(volumeId);
-    return uuid ? { kind: 'instance', uuid } : undefined;
+    if (uuid) return { kind: 'instance', uuid };
+    // Nobody we know holds it, yet a QEMU might (an instance not adopted again yet after a
+    // restart): working on the file as if offline would split it from that QEMU's view.
+    const top = this.topPath(volumeId);
+    if (existsSync(top) && await writeLocked(top)) {
+      throw new Error(`Volume ${volumeId} is held open by a QEMU process this host does not know as its holder yet; try again shortly.`);
+    }
+    return undefined;
   }
 
   async export(req: ExportRequest, log: Logger): Promise<VolumeConnection> {
