@@ -182,12 +182,18 @@ test('NBD export: PSK-protected, same attachment gets the same connection, snaps
   assert.equal(await third.delete('v1', log), true);
 });
 
-test('a volume held by an instance QEMU on this host: snapshot and extend go through it', async () => {
+/** A pool with volume v1 (1 GB) held open by a stand-in instance QEMU. */
+async function heldVolume(name: string) {
   const inst = new FakeInstance();
-  const pool = newPool('live', inst);
+  const pool = newPool(name, inst);
   await pool.start();
   await pool.create('v1', 1, { kind: 'empty' }, log);
   await inst.hold('v1', pool.topPath('v1'));
+  return { inst, pool };
+}
+
+test('a volume held by an instance QEMU on this host: snapshot and extend go through it', async () => {
+  const { inst, pool } = await heldVolume('live');
   await inst.write('v1', 0x21);
   assert.deepEqual(await pool.snapshotCreate('v1', 's1', log), { sizeGb: 1, online: true });
   await inst.write('v1', 0x22);
@@ -207,11 +213,7 @@ test('a volume held by an instance QEMU on this host: snapshot and extend go thr
 });
 
 test('recovery of a live snapshot the agent died in: the QEMU never switched, so it is undone', async () => {
-  const inst = new FakeInstance();
-  const pool = newPool('live-crash', inst);
-  await pool.start();
-  await pool.create('v1', 1, { kind: 'empty' }, log);
-  await inst.hold('v1', pool.topPath('v1'));
+  const { inst, pool } = await heldVolume('live-crash');
   // Killed after steps 1 and 2 of freeze(), before the QEMU moved: it still writes to the renamed file.
   const layer = join(pool.dir, 'layer-s1.qcow2');
   writeFileSync(join(pool.dir, 'journal', 's1.json'), JSON.stringify({ volumeId: 'v1', layerId: 's1', snapshotId: 's1', live: true }));
