@@ -1,0 +1,125 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { CinderError, err } from '../errors.ts';
+import { isObj, member, optBool, send, v3, who, type Obj } from '../http.ts';
+import { authorize } from '../policy.ts';
+import * as quotas from '../quotas.ts';
+import type { VolumeService } from '../service.ts';
+import { VOLUME_FILTERS } from '../volumes.ts';
+
+/**
+ * Quotas (os-quota-sets, os-quota-class-sets), limits, availability zones, services,
+ * scheduler-stats/get_pools, resource_filters (3.33) and the extension list.
+ */
+
+const projectOf = (req: FastifyRequest) => (req.params as { target: string }).target;
+
+export function adminRoutes(app: FastifyInstance, svc: VolumeService): void {
+  const r = v3(app);
+  const deps = svc.deps;
+
+  r.get('/os-quota-sets/:target', async (req, reply) => {
+    const usage = optBool((req.query as Obj).usage, 'usage') ?? false;
+    return send(reply, 200, { quota_set: await quotas.showQuotaSet(deps, who(req), projectOf(req), usage) });
+  });
+  r.get('/os-quota-sets/:target/defaults', async (req, reply) => send(reply, 200, { quota_set: await quotas.defaultQuotaSet(deps, who(req), projectOf(req)) }));
+  r.put('/os-quota-sets/:target', async (req, reply) =>
+    send(reply, 200, { quota_set: await quotas.updateQuotaSet(deps, who(req), projectOf(req), member(req.body, 'quota_set')) }));
+  r.delete('/os-quota-sets/:target', async (req, reply) => { await quotas.deleteQuotaSet(deps, who(req), projectOf(req)); return send(reply, 200); });
+  r.get('/os-quota-class-sets/:target', async (req, reply) => send(reply, 200, { quota_class_set: await quotas.showQuotaClass(deps, who(req), projectOf(req)) }));
+  r.put('/os-quota-class-sets/:target', async (req, reply) =>
+    send(reply, 200, { quota_class_set: await quotas.updateQuotaClass(deps, who(req), projectOf(req), member(req.body, 'quota_class_set')) }));
+
+  r.get('/limits', async (req, reply) => {
+    const auth = who(req);
+    const q = req.query as Obj;
+    const project = typeof q.project_id === 'string' && auth.roles.includes('admin') ? q.project_id : auth.projectId ?? '';
+    authorize(auth, 'limits_extension:used_limits', { project_id: project });
+    const l = await quotas.projectLimits(deps, deps.db, project);
+    const u = await quotas.projectUsage(deps.db, project);
+    return send(reply, 200, { limits: { rate: [], absolute: {
+      maxTotalVolumes: l.volumes, maxTotalSnapshots: l.snapshots, maxTotalVolumeGigabytes: l.gigabytes, maxTotalBackups: l.backups,
+      maxTotalBackupGigabytes: l.backup_gigabytes, totalVolumesUsed: u.volumes, totalSnapshotsUsed: u.snapshots, totalGigabytesUsed: u.gigabytes,
+      totalBackupsUsed: u.backups, totalBackupGigabytesUsed: u.backup_gigabytes,
+    } } });
+  });
+
+  r.get('/os-availability-zone', async (req, reply) => {
+    authorize(who(req), 'volume_extension:availability_zone_list');
+    const pools = await svc.manager.poolStates();
+    const cutoff = Date.now() - deps.cfg.serviceDownTimeSec * 1000;
+    const up = pools.some((p) => p.enabled && Date.parse(p.last_seen) >= cutoff);
+    return send(reply, 200, { availabilityZoneInfo: [{ zoneName: deps.cfg.availabilityZone, zoneState: { available: up } }] });
+  });
+
+  r.get('/os-services', async (req, reply) => {
+    const auth = who(req);
+    authorize(auth, 'volume_extension:services:index');
+    const q = req.query as Obj;
+    const pools = await svc.manager.poolStates();
+    const cutoff = Date.now() - deps.cfg.serviceDownTimeSec * 1000;
+    const az = deps.cfg.availabilityZone;
+    const now = new Date().toISOString().slice(0, 23) + '000';
+    const services = [
+      { binary: 'cinder-scheduler', host: 'controller', zone: az, status: 'enabled', state: 'up', updated_at: now, disabled_reason: null },
+      ...pools.flatMap((p) => {
+        const state = Date.parse(p.last_seen) >= cutoff ? 'up' : 'down';
+        const common = { zone: az, status: p.enabled ? 'enabled' : 'disabled', state, updated_at: `${p.last_seen.slice(0, 23)}000`, disabled_reason: p.disabled_reason };
+        return [{ binary: 'cinder-volume', host: `${p.host}@local`, ...common }, { binary: 'cinder-backup', host: p.host, ...common }];
+      }),
+    ].filter((s) => (typeof q.binary !== 'string' || s.binary === q.binary) && (typeof q.host !== 'string' || s.host === q.host));
+    return send(reply, 200, { services });
+  });
+  r.put('/os-services/:action', async (req, reply) => {
+    const auth = who(req);
+    authorize(auth, 'volume_extension:services:update');
+    const action = (req.params as { action: string }).action;
+    const b = isObj(req.body) ? req.body : {};
+    const host = typeof b.host === 'string' ? b.host.split('@')[0]! : undefined;
+    if (!host) throw err.badRequest('Missing required element \'host\' in request body.');
+    if (!['enable', 'disable', 'disable-log-reason'].includes(action)) throw err.badRequest(`Unknown action ${action}`);
+    const enabled = action === 'enable';
+    const reason = action === 'disable-log-reason' && typeof b.disabled_reason === 'string' ? b.disabled_reason : null;
+    const res = await deps.db.updateTable('volume_pools').set({ enabled: enabled ? 1 : 0, disabled_reason: reason }).where('host', '=', host).executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 0) throw new CinderError(404, `Service ${String(b.host)} could not be found.`, 'ServiceNotFound');
+    return send(reply, 200, { host: b.host, binary: b.binary ?? 'cinder-volume', status: enabled ? 'enabled' : 'disabled', ...(reason ? { disabled_reason: reason } : {}) });
+  });
+
+  r.get('/scheduler-stats/get_pools', async (req, reply) => {
+    authorize(who(req), 'scheduler_extension:scheduler_stats:get_pools');
+    const detail = optBool((req.query as Obj).detail, 'detail') ?? false;
+    const pools = await svc.manager.poolStates();
+    return send(reply, 200, { pools: pools.map((p) => ({
+      name: `${p.host}@local#${p.pool}`,
+      ...(detail ? { capabilities: {
+        volume_backend_name: p.backend, vendor_name: 'Gureum', driver_version: '1.0', storage_protocol: 'NBD', total_capacity_gb: p.total_gb,
+        free_capacity_gb: p.free_gb, provisioned_capacity_gb: p.provisioned_gb + p.pendingGb, allocated_capacity_gb: p.provisioned_gb,
+        max_over_subscription_ratio: String(deps.cfg.overSubscriptionRatio), reserved_percentage: deps.cfg.reservedPercentage,
+        thin_provisioning_support: true, thick_provisioning_support: false, multiattach: true, pool_name: p.pool, timestamp: p.last_seen,
+      } } : {}),
+    })) });
+  });
+
+  r.get('/resource_filters', async (req, reply) => {
+    who(req);
+    return send(reply, 200, { resource_filters: [
+      { resource: 'volume', filters: VOLUME_FILTERS },
+      { resource: 'snapshot', filters: ['name', 'status', 'volume_id', 'metadata'] },
+      { resource: 'backup', filters: ['name', 'status', 'volume_id'] },
+      { resource: 'attachment', filters: ['volume_id', 'status', 'instance_id'] },
+    ] });
+  });
+
+  r.get('/extensions', async (req, reply) => {
+    who(req);
+    const ext = (alias: string, name: string) => ({ alias, name, namespace: `https://docs.openstack.org/volume/ext/${alias}/api/v1`, updated: '2024-01-01T00:00:00+00:00', description: name, links: [] });
+    return send(reply, 200, { extensions: [
+      ext('os-availability-zone', 'AvailabilityZones'), ext('os-quota-sets', 'Quotas'), ext('os-quota-class-sets', 'QuotaClasses'),
+      ext('os-services', 'Services'), ext('os-types-manage', 'TypesManage'), ext('os-types-extra-specs', 'TypesExtraSpecs'),
+      ext('os-volume-type-access', 'VolumeTypeAccess'), ext('qos-specs', 'Qos_specs_manage'), ext('os-volume-actions', 'VolumeActions'),
+      ext('os-admin-actions', 'AdminActions'), ext('os-vol-host-attr', 'VolumeHostAttribute'), ext('os-vol-tenant-attr', 'VolumeTenantAttribute'),
+      ext('os-vol-mig-status-attr', 'VolumeMigStatusAttribute'), ext('os-vol-image-meta', 'VolumeImageMetadata'), ext('backups', 'Backups'),
+      ext('os-volume-transfer', 'VolumeTransfer'), ext('scheduler-stats', 'Scheduler_stats'), ext('os-extended-snapshot-attributes', 'ExtendedSnapshotAttributes'),
+      ext('os-snapshot-actions', 'SnapshotActions'), ext('os-used-limits', 'UsedLimits'),
+    ] });
+  });
+}

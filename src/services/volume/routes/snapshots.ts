@@ -1,0 +1,82 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { err } from '../errors.ts';
+import { atLeast, isObj, listQuery, member, nextLink, optBool, page, parseMetadata, send, v3, who, type Obj } from '../http.ts';
+import { snapshotView } from '../render.ts';
+import type { VolumeService } from '../service.ts';
+import * as snaps from '../snapshots.ts';
+
+/** /v3/snapshots: CRUD, metadata, os-reset_status, os-force_delete. */
+
+const idOf = (req: FastifyRequest) => (req.params as { id: string }).id;
+const text = (b: Obj, k: string, alias: string): string | undefined => {
+  const v = b[k] ?? b[alias];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || v.length > 255) throw err.badField(k, v, `${JSON.stringify(v)} is not of type 'string'`);
+  return v;
+};
+
+export function snapshotRoutes(app: FastifyInstance, svc: VolumeService): void {
+  const r = v3(app);
+  const deps = svc.deps;
+  r.post('/snapshots', async (req, reply) => {
+    const b = member(req.body, 'snapshot');
+    if (typeof b.volume_id !== 'string') throw err.badField('snapshot', b, `'volume_id' is a required property`);
+    const s = await snaps.createSnapshot(svc.ops, { auth: who(req), requestId: req.id }, {
+      volumeId: b.volume_id, name: text(b, 'name', 'display_name'), description: text(b, 'description', 'display_description'),
+      force: optBool(b.force, 'force') ?? false, metadata: b.metadata ? parseMetadata(b.metadata) : undefined,
+    }, atLeast(req, '3.66'));
+    return send(reply, 202, { snapshot: snapshotView(req, who(req), s) });
+  });
+  const list = (detail: boolean) => async (req: FastifyRequest, reply: FastifyReply) => {
+    const auth = who(req);
+    const q = listQuery(req, ['id', 'name', 'status', 'size', 'created_at', 'updated_at', 'volume_id']);
+    const p = page(await snaps.listSnapshots(deps, auth, q.allTenants, q.projectFilter, q.filters), q);
+    const body: Obj = { snapshots: p.items.map((s) => (detail ? snapshotView(req, auth, s) : { id: s.id, name: s.name || null, status: s.status, size: s.size, volume_id: s.volume_id, description: s.description || null, created_at: s.created_at, metadata: s.metadata })) };
+    if (p.more) body.snapshots_links = nextLink(req, 'snapshots', p.items[p.items.length - 1]!.id, q);
+    return send(reply, 200, body);
+  };
+  r.get('/snapshots', list(false));
+  r.get('/snapshots/detail', list(true));
+  r.get('/snapshots/:id', async (req, reply) => send(reply, 200, { snapshot: snapshotView(req, who(req), await snaps.visibleSnapshot(deps, who(req), idOf(req))) }));
+  r.put('/snapshots/:id', async (req, reply) => {
+    const b = member(req.body, 'snapshot');
+    const s = await snaps.updateSnapshot(deps, who(req), idOf(req), { name: text(b, 'name', 'display_name'), description: text(b, 'description', 'display_description') });
+    return send(reply, 200, { snapshot: snapshotView(req, who(req), s) });
+  });
+  r.delete('/snapshots/:id', async (req, reply) => { await snaps.deleteSnapshot(svc.ops, { auth: who(req), requestId: req.id }, idOf(req)); return send(reply, 202); });
+
+  r.get('/snapshots/:id/metadata', async (req, reply) => send(reply, 200, { metadata: (await snaps.visibleSnapshot(deps, who(req), idOf(req))).metadata }));
+  const setMeta = (replace: boolean) => async (req: FastifyRequest, reply: FastifyReply) =>
+    send(reply, 200, { metadata: await snaps.setSnapshotMetadata(deps, who(req), idOf(req), parseMetadata(member(req.body, 'metadata')), replace) });
+  r.post('/snapshots/:id/metadata', setMeta(false));
+  r.put('/snapshots/:id/metadata', setMeta(true));
+  r.get('/snapshots/:id/metadata/:key', async (req, reply) => {
+    const key = (req.params as { key: string }).key;
+    const s = await snaps.visibleSnapshot(deps, who(req), idOf(req));
+    if (!(key in s.metadata)) throw err.snapshotMetadataNotFound(s.id, key);
+    return send(reply, 200, { meta: { [key]: s.metadata[key]! } });
+  });
+  r.put('/snapshots/:id/metadata/:key', async (req, reply) => {
+    const key = (req.params as { key: string }).key;
+    const meta = parseMetadata(member(req.body, 'meta'), 'meta');
+    if (Object.keys(meta).length !== 1 || !(key in meta)) throw err.badRequest('Request body and URI mismatch');
+    await snaps.setSnapshotMetadata(deps, who(req), idOf(req), meta, false);
+    return send(reply, 200, { meta });
+  });
+  r.delete('/snapshots/:id/metadata/:key', async (req, reply) => {
+    await snaps.deleteSnapshotMetadataKey(deps, who(req), idOf(req), (req.params as { key: string }).key);
+    return send(reply, 200);
+  });
+  r.post('/snapshots/:id/action', async (req, reply) => {
+    const body = isObj(req.body) ? req.body : {};
+    if ('os-reset_status' in body) {
+      const a = body['os-reset_status'];
+      if (!isObj(a) || typeof a.status !== 'string') throw err.badRequest('Must specify \'status\'');
+      await snaps.resetSnapshotStatus(deps, who(req), idOf(req), a.status.toLowerCase());
+      return send(reply, 202);
+    }
+    if ('os-force_delete' in body) { await snaps.forceDeleteSnapshot(svc.ops, { auth: who(req), requestId: req.id }, idOf(req)); return send(reply, 202); }
+    if ('os-update_snapshot_status' in body) throw err.badRequest('os-update_snapshot_status is for volume drivers with assisted snapshots; this cloud has none.');
+    throw err.badRequest('There is no such action');
+  });
+}
