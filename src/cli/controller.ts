@@ -47,6 +47,11 @@ import type { NetworkDeps } from '../services/network/types.ts';
 import { NetworkService } from '../services/network/service.ts';
 import { AgentSync } from '../services/network/agent-sync.ts';
 import { computeNetworkApi } from './compute-network.ts';
+import { volumeSettings } from '../services/volume/config.ts';
+import { volumeMount } from '../services/volume/routes.ts';
+import { VolumeService } from '../services/volume/service.ts';
+import type { VolumeImageApi } from '../services/volume/types.ts';
+import { computeVolumeApi } from './compute-volume.ts';
 
 /** Published when identity data changes, so every controller drops cached token views. */
 const IdentityChanged = subject<{ from: string; kind: string }>('gureum.identity.changed');
@@ -132,6 +137,8 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
       { type: 'image', name: 'glance', url: `${cfg.publicUrl}/image` },
       { type: 'compute', name: 'nova', url: `${cfg.publicUrl}/compute/v2.1` },
       { type: 'network', name: 'neutron', url: `${cfg.publicUrl}/networking` },
+      { type: 'block-storage', name: 'cinder', url: `${cfg.publicUrl}/volume/v3` },
+      { type: 'volumev3', name: 'cinderv3', url: `${cfg.publicUrl}/volume/v3` },
     ],
   });
 
@@ -158,6 +165,10 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
   const wildcard = cfg.listenHost === '0.0.0.0' || cfg.listenHost === '::';
   const internalUrl = opts.internalHost ? `http://${opts.internalHost}:${cfg.listenPort}` : cfg.publicUrl;
   const imageApi = computeImageApi(images, internalUrl);
+  // Cinder: the API, the scheduler and the volume manager driving the hosts' pools; compute attaches and boots through it.
+  const volume = new VolumeService({ db: database.db, bus, log: log.child({ component: 'volume' }), cfg: volumeSettings(configSection(cfg, 'volume')), images: volumeImageApi(images, internalUrl) });
+  await volume.start();
+  computeDeps.volumes = computeVolumeApi(volume);
   const conductor = new Conductor(computeDeps, bus, imageApi, new Scheduler(sched.options), log.child({ component: 'conductor' }));
   const compute = new ComputeService(computeDeps, imageApi, conductor);
   await bootstrapFlavors(database.db);
@@ -182,6 +193,7 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
       (a) => migrationRoutes(a, computeDeps, compute),
     ] }),
     networkMount(networkDeps),
+    volumeMount(volume),
   ]);
   app.get('/healthz', { config: { auth: false } }, async () => ({ status: 'ok', bus_rtt_ms: await bus.rtt() }));
   await app.listen({ host: cfg.listenHost, port: cfg.listenPort });
@@ -194,6 +206,7 @@ export async function startController(cfg: Config, log: RootLogger, natsUrl: str
     images, network, adminAuth: () => adminAuth(database.db),
     async stop() {
       conductor.stop();
+      await volume.stop();
       agentSync.stop();
       hostStatus.stop();
       await relayed?.close();
@@ -238,6 +251,26 @@ export function computeImageApi(images: ImageService, publicUrl: string): ImageA
       for (const [k, v] of Object.entries(properties)) if (current.properties[k] !== v) ops.push({ op: 'add', path: pointer(k), value: v });
       return proxyView(ops.length ? await images.updateImage(auth, id, ops) : current);
     },
+  };
+}
+
+/** Glance, as the volume service sees it: images to create volumes from, and images volumes are uploaded to. */
+function volumeImageApi(images: ImageService, url: string): VolumeImageApi {
+  return {
+    get: async (auth, id) => {
+      const i = await images.getImage(auth, id);
+      return {
+        id: i.id, name: i.name ?? '', status: i.status, diskFormat: i.disk_format, containerFormat: i.container_format, size: i.size, virtualSize: i.virtual_size,
+        minDisk: i.min_disk, minRam: i.min_ram, sha512: i.os_hash_algo === 'sha512' ? i.os_hash_value : null, properties: i.properties, checksum: i.checksum,
+      };
+    },
+    fileUrl: (id) => `${url}/image/v2/images/${id}/file`,
+    localPath: (id) => images.localPath(id),
+    create: async (auth, f) => (await images.createImage(auth, {
+      name: f.name, disk_format: f.diskFormat, container_format: f.containerFormat, visibility: f.visibility, protected: f.protected,
+      properties: f.properties, min_disk: f.minDisk,
+    })).id,
+    discard: async (auth, id) => { await images.deleteImage(auth, id); },
   };
 }
 

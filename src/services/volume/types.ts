@@ -36,6 +36,8 @@ export const DEFAULT_VOLUME_CONFIG: VolumeConfig = {
   serviceDownTimeSec: 60, quotas: { ...DEFAULT_QUOTAS }, longOperationTimeoutMs: 30 * 60_000,
 };
 
+export type ImageVisibility = 'private' | 'public' | 'shared' | 'community';
+
 /** A Glance image as the volume service sees it (cli/controller.ts adapts the image service). */
 export interface VolumeImage {
   id: string; name: string; status: string; diskFormat: string | null; containerFormat: string | null;
@@ -51,7 +53,7 @@ export interface VolumeImageApi {
   /** A path on this machine holding the data, when the store is local. */
   localPath(id: string): string | null;
   /** Register a queued image for os-volume_upload_image; returns its id. */
-  create(auth: AuthContext, fields: { name: string; diskFormat: 'qcow2' | 'raw'; containerFormat: string; visibility: string; protected: boolean; properties: Record<string, string>; minDisk: number }): Promise<string>;
+  create(auth: AuthContext, fields: { name: string; diskFormat: 'qcow2' | 'raw'; containerFormat: string; visibility: ImageVisibility; protected: boolean; properties: Record<string, string>; minDisk: number }): Promise<string>;
   /** Mark an image whose upload failed as killed (deleted). */
   discard(auth: AuthContext, id: string): Promise<void>;
 }

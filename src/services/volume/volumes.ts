@@ -288,9 +288,11 @@ export async function uploadToImage(o: VolumeOps, ctx: Ctx, id: string, f: { ima
   const ok = f.force ? ['available', 'in-use'] : ['available'];
   if (!ok.includes(v.status)) throw err.invalidVolume(`Volume ${id} status must be ${ok.join(' or ')}, but current status is: ${v.status}.`);
   if (f.diskFormat !== 'raw' && f.diskFormat !== 'qcow2') throw err.invalidInput(`Invalid disk-format '${f.diskFormat}' specified. Allowed disk-formats are raw, qcow2.`);
+  const visibility = f.visibility;
+  if (visibility !== 'private' && visibility !== 'public' && visibility !== 'shared' && visibility !== 'community') throw err.invalidInput(`Invalid visibility '${visibility}'.`);
   const props = Object.fromEntries(Object.entries(v.image_metadata).filter(([k]) => !['image_id', 'image_name', 'container_format', 'disk_format', 'min_disk', 'min_ram', 'size', 'checksum'].includes(k)));
   const imageId = await deps.images.create(ctx.auth, {
-    name: f.imageName, diskFormat: f.diskFormat, containerFormat: f.containerFormat, visibility: f.visibility, protected: f.protected, properties: props, minDisk: v.size,
+    name: f.imageName, diskFormat: f.diskFormat, containerFormat: f.containerFormat, visibility, protected: f.protected, properties: props, minDisk: v.size,
   });
   if (!(await store.updateVolume(deps.db, id, { status: 'uploading', previous_status: v.status }, [v.status]))) {
     await deps.images.discard(ctx.auth, imageId).catch(() => undefined);
