@@ -8,6 +8,7 @@ import { m007_compute_migrations } from './007_compute_migrations.ts';
 import { m008_network } from './008_network.ts';
 import { m009_instance_network_info } from './009_instance_network_info.ts';
 import { m010_volume } from './010_volume.ts';
+import { m011_block_device_mappings } from './011_block_device_mappings.ts';
 
 /** Every migration, in order. Names sort lexically; never rename or edit a landed one. */
 export const migrations: Record<string, Migration> = {
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '008_network': m008_network,
   '009_instance_network_info': m009_instance_network_info,
   '010_volume': m010_volume,
+  '011_block_device_mappings': m011_block_device_mappings,
 };

@@ -44,6 +44,13 @@ export interface QuotaTable { project_id: string; resource: string; hard_limit: 
 export interface AggregateTable { id: number; uuid: string; name: string; availability_zone: string | null; metadata: string; created_at: string; updated_at: string | null }
 export interface AggregateHostTable { aggregate_id: number; host: string }
 export interface IdSequenceTable { name: string; next: number }
+/** Nova's block_device_mapping (migration 011): a server's volumes; attach_status is the operation in flight. */
+export interface BlockDeviceMappingTable {
+  id: number; uuid: string; instance_uuid: string; source_type: string; destination_type: string; boot_index: number | null;
+  device_name: string | null; volume_id: string | null; snapshot_id: string | null; image_id: string | null; volume_size: number | null;
+  volume_type: string | null; delete_on_termination: number; attachment_id: string | null; tag: string | null;
+  attach_status: string | null; connection_info: string | null; created_at: string; updated_at: string; deleted: number; deleted_at: string | null;
+}
 
 export interface ComputeTables {
   flavors: FlavorTable; flavor_extra_specs: FlavorExtraSpecTable; flavor_projects: FlavorProjectTable;
@@ -51,4 +58,5 @@ export interface ComputeTables {
   instance_metadata: InstanceMetadataTable; instance_tags: InstanceTagTable; server_group_members: ServerGroupMemberTable;
   instance_actions: InstanceActionTable; instance_action_events: InstanceActionEventTable; quotas: QuotaTable;
   aggregates: AggregateTable; aggregate_hosts: AggregateHostTable; id_sequences: IdSequenceTable;
+  block_device_mappings: BlockDeviceMappingTable;
 }

@@ -11,6 +11,8 @@ import type { ComputeImage, ImageApi } from './images.ts';
 import type { HostState, RequestSpec, Selection, ServerGroupPolicy } from './scheduler/types.ts';
 import * as store from './store.ts';
 import type { Instance, TaskState, VmState } from './types.ts';
+import { isVolumeBacked, listBdms } from './bdm.ts';
+import { VolumeWork } from './volume-work.ts';
 
 /** Places instances and drives the agents; the scheduler itself is a pure module. */
 export interface PlacementEngine {
@@ -57,6 +59,8 @@ export function randomMac(): string {
 export class Conductor {
   private readonly inflight = new Set<string>();
   private timer?: NodeJS.Timeout;
+  /** The volume half of the work (attach, detach, build volumes, recovery). */
+  readonly volumes: VolumeWork;
 
   constructor(
     private readonly deps: ComputeDeps,
@@ -64,7 +68,9 @@ export class Conductor {
     private readonly images: ImageApi,
     private readonly scheduler: PlacementEngine,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.volumes = new VolumeWork(deps, bus, log);
+  }
 
   /** Listen to agents and settle work a previous controller left unfinished. */
   async start(): Promise<void> {
@@ -73,6 +79,8 @@ export class Conductor {
     const pending = await this.deps.db.selectFrom('instances').select(['uuid', 'task_state']).where('deleted', '=', 0)
       .where((eb) => eb.or([eb('task_state', '=', 'scheduling'), eb.and([eb('task_state', '=', 'unshelving'), eb('host', 'is', null)])])).execute();
     for (const p of pending) this.build(p.uuid, { requestId: `req-resume-${p.uuid}`, token: '', log: this.log }, p.task_state === 'unshelving' ? 'unshelving' : 'scheduling');
+    // Volume operations a previous controller left mid-way on servers without a host (placed ones settle on their agent's next report).
+    await this.volumes.reconcileUnplaced().catch((err: unknown) => this.log.warn({ err }, 'settling interrupted volume operations failed'));
     this.timer = setInterval(() => { void this.reconcile().catch((err: unknown) => this.log.warn({ err }, 'reconcile failed')); }, 15_000);
     this.timer.unref();
   }
@@ -131,6 +139,7 @@ export class Conductor {
         await this.syncPower(m.uuid, power ?? 0, [m.task_state as TaskState]);
       }
     }
+    await this.volumes.reconcileHost(r, true).catch((err: unknown) => this.log.warn({ err, host: r.host }, 'settling volume operations failed'));
     const remove = Object.keys(r.instances).filter((u) => !known.has(u));
     if (remove.length) this.log.info({ host: r.host, remove }, 'agent holds instances this cloud does not place there; removing');
     return { remove };
@@ -157,6 +166,7 @@ export class Conductor {
       const keep = new Set(live.filter((l) => l.deleted === 0 && l.host === r.host).map((l) => l.uuid));
       for (const u of strays.filter((s) => !keep.has(s))) void this.removeOnAgent(r.host, u, this.log).catch(() => undefined);
     }
+    await this.volumes.reconcileHost(r, false);
   }
 
   private async syncPower(uuid: string, power: number, expect: (TaskState | null)[]): Promise<void> {
@@ -483,6 +493,8 @@ export class Conductor {
       await tx.deleteFrom('server_group_members').where('instance_uuid', '=', uuid).execute();
     });
     if (host) await this.recomputeUsage(host);
+    // Attachments go; volumes marked delete_on_termination with them.
+    await this.volumes.releaseAll(uuid, this.log);
     // Ports compute made go with the instance; ports the user brought are only unbound.
     await this.deps.networks?.deallocate(uuid, this.log).catch((err: unknown) => this.log.error({ err, instance: uuid }, 'releasing the instance\'s ports failed'));
   }

@@ -52,6 +52,12 @@ definePolicies({
   'os_compute_api:os-attach-interfaces:delete': projectMember,
   'os_compute_api:os-multinic:add': projectMember,
   'os_compute_api:os-multinic:remove': projectMember,
+  'os_compute_api:os-volumes-attachments:index': projectReader,
+  'os_compute_api:os-volumes-attachments:show': projectReader,
+  'os_compute_api:os-volumes-attachments:create': projectMember,
+  'os_compute_api:os-volumes-attachments:update': projectMember,
+  'os_compute_api:os-volumes-attachments:swap': admin,
+  'os_compute_api:os-volumes-attachments:delete': projectMember,
 });
 
 // Rules the satellite routes (flavors, keypairs, quotas, hosts, server groups) need beyond the above.

@@ -54,14 +54,15 @@ export function serverDetail(req: FastifyRequest, auth: AuthContext, inst: Insta
   const out: Record<string, unknown> = {
     id: inst.uuid, name: inst.name, status, tenant_id: inst.projectId, user_id: inst.userId, metadata: inst.metadata,
     hostId: hostId(inst.projectId, inst.host),
-    image: { id: inst.imageRef, links: [{ rel: 'bookmark', href: `${base}/images/${inst.imageRef}` }] },
+    // A server booted from a volume has no image: Nova shows "".
+    image: inst.imageRef ? { id: inst.imageRef, links: [{ rel: 'bookmark', href: `${base}/images/${inst.imageRef}` }] } : '',
     flavor, created: novaTime(inst.createdAt), updated: novaTime(inst.updatedAt), addresses: addresses(inst),
     accessIPv4: inst.accessIPv4, accessIPv6: inst.accessIPv6, links: selfLinks(req, inst.projectId, 'servers', inst.uuid),
     'OS-DCF:diskConfig': 'MANUAL', progress: inst.progress, 'OS-EXT-AZ:availability_zone': inst.availabilityZone ?? '',
     config_drive: inst.configDrive, key_name: inst.keyName,
     'OS-SRV-USG:launched_at': usageTime(inst.launchedAt), 'OS-SRV-USG:terminated_at': usageTime(inst.terminatedAt),
     'OS-EXT-STS:task_state': inst.taskState, 'OS-EXT-STS:vm_state': inst.vmState, 'OS-EXT-STS:power_state': inst.powerState,
-    'os-extended-volumes:volumes_attached': [],
+    'os-extended-volumes:volumes_attached': inst.volumes.map((v) => ({ id: v.volumeId })),
     security_groups: securityGroupsOf(inst),
   };
   if (status === 'ACTIVE' || status === 'BUILD') out.progress = inst.progress; else delete out.progress;
@@ -78,7 +79,9 @@ export function serverDetail(req: FastifyRequest, auth: AuthContext, inst: Insta
       });
     }
   } else if (atLeast(req, '2.90')) out['OS-EXT-SRV-ATTR:hostname'] = inst.hostname;
-  if (atLeast(req, '2.3')) out['os-extended-volumes:volumes_attached'] = [];
+  if (atLeast(req, '2.3')) {
+    out['os-extended-volumes:volumes_attached'] = inst.volumes.map((v) => ({ id: v.volumeId, delete_on_termination: v.deleteOnTermination }));
+  }
   if (atLeast(req, '2.9')) out.locked = inst.locked;
   if (atLeast(req, '2.73')) out.locked_reason = inst.lockedReason;
   if (atLeast(req, '2.19')) out.description = inst.description;

@@ -4,6 +4,7 @@ import { computeBase, installMicroversions, MAX_VERSION, MIN_VERSION, novaError 
 import { actionRoutes } from './routes/actions.ts';
 import { interfaceRoutes } from './routes/interfaces.ts';
 import { serverRoutes } from './routes/servers.ts';
+import { volumeAttachmentRoutes } from './routes/volume-attachments.ts';
 import type { ComputeService } from './service.ts';
 
 /** Nova v2.1, mounted under /compute (the catalog publishes <base>/compute/v2.1). */
@@ -47,6 +48,7 @@ export function computeMount(o: ComputeMountOptions): ServiceMount {
       serverRoutes(app, o.compute, o.hostStatus);
       actionRoutes(app, o.compute);
       interfaceRoutes(app, o.compute);
+      volumeAttachmentRoutes(app, o.compute);
       for (const r of o.extra) r(app);
     },
   };

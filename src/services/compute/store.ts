@@ -125,7 +125,7 @@ export async function release(db: Q, host: string, r: { vcpus: number; memoryMb:
 
 // ---- instances ----
 
-export function instanceFrom(r: InstanceTable, metadata: Record<string, string>, tags: string[]): Instance {
+export function instanceFrom(r: InstanceTable, metadata: Record<string, string>, tags: string[], volumes: Instance['volumes'] = []): Instance {
   return {
     uuid: r.uuid, id: r.id, name: r.display_name, description: r.display_description, hostname: r.hostname,
     projectId: r.project_id, userId: r.user_id, imageRef: r.image_ref, flavor: JSON.parse(r.flavor) as Flavor,
@@ -134,7 +134,7 @@ export function instanceFrom(r: InstanceTable, metadata: Record<string, string>,
     accessIPv4: r.access_ip_v4, accessIPv6: r.access_ip_v6, networks: JSON.parse(r.networks) as Instance['networks'], vifs: JSON.parse(r.network_info) as VifInfo[], sshPort: r.ssh_port,
     locked: r.locked === 1, lockedBy: r.locked_by as 'owner' | 'admin' | null, lockedReason: r.locked_reason,
     serverGroupId: r.server_group_id, reservationId: r.reservation_id, launchIndex: r.launch_index, progress: r.progress,
-    fault: r.fault ? (JSON.parse(r.fault) as Fault) : null, metadata, tags, createdAt: r.created_at, updatedAt: r.updated_at,
+    fault: r.fault ? (JSON.parse(r.fault) as Fault) : null, metadata, tags, volumes, createdAt: r.created_at, updatedAt: r.updated_at,
     launchedAt: r.launched_at, terminatedAt: r.terminated_at, deleted: r.deleted === 1,
   };
 }
@@ -144,13 +144,17 @@ export async function hydrate(db: Q, rows: InstanceTable[]): Promise<Instance[]>
   const ids = rows.map((r) => r.uuid);
   const meta = new Map<string, Record<string, string>>(ids.map((id) => [id, {}]));
   const tags = new Map<string, string[]>(ids.map((id) => [id, []]));
+  const volumes = new Map<string, Instance['volumes']>(ids.map((id) => [id, []]));
   // Chunk to stay under SQLite's bound-parameter limit on large listings.
   for (let i = 0; i < ids.length; i += 500) {
     const chunk = ids.slice(i, i + 500);
     for (const m of await db.selectFrom('instance_metadata').selectAll().where('instance_uuid', 'in', chunk).execute()) meta.get(m.instance_uuid)![m.key] = m.value;
     for (const t of await db.selectFrom('instance_tags').selectAll().where('instance_uuid', 'in', chunk).orderBy('tag').execute()) tags.get(t.instance_uuid)!.push(t.tag);
+    const bdms = await db.selectFrom('block_device_mappings').select(['instance_uuid', 'volume_id', 'delete_on_termination', 'boot_index'])
+      .where('instance_uuid', 'in', chunk).where('deleted', '=', 0).where('volume_id', 'is not', null).orderBy('id').execute();
+    for (const b of bdms) volumes.get(b.instance_uuid)!.push({ volumeId: b.volume_id!, deleteOnTermination: b.delete_on_termination === 1, bootIndex: b.boot_index });
   }
-  return rows.map((r) => instanceFrom(r, meta.get(r.uuid)!, tags.get(r.uuid)!));
+  return rows.map((r) => instanceFrom(r, meta.get(r.uuid)!, tags.get(r.uuid)!, volumes.get(r.uuid)!));
 }
 
 export async function getInstance(db: Q, uuid: string, withDeleted = false): Promise<Instance | undefined> {

@@ -97,6 +97,8 @@ export interface Instance {
   fault: Fault | null;
   metadata: Record<string, string>;
   tags: string[];
+  /** Its volumes (block device mappings with a volume), in attach order: os-extended-volumes:volumes_attached. */
+  volumes: { volumeId: string; deleteOnTermination: boolean; bootIndex: number | null }[];
   createdAt: string;
   updatedAt: string;
   launchedAt: string | null;
