@@ -13,6 +13,7 @@ import * as store from './store.ts';
 import type { Instance, TaskState, VmState } from './types.ts';
 import { isVolumeBacked, listBdms } from './bdm.ts';
 import { VolumeWork } from './volume-work.ts';
+import { imageById, imageFromVolumeMetadata } from './block-devices.ts';
 
 /** Places instances and drives the agents; the scheduler itself is a pure module. */
 export interface PlacementEngine {
@@ -129,7 +130,7 @@ export class Conductor {
     for (const m of mine) {
       const power = r.instances[m.uuid];
       if (m.task_state === null) continue;
-      if (m.task_state === 'spawning' || m.task_state === 'scheduling' || m.task_state === 'unshelving') {
+      if (m.task_state === 'spawning' || m.task_state === 'scheduling' || m.task_state === 'unshelving' || m.task_state === 'block_device_mapping') {
         if (power === 1) await this.settle(m.uuid, [m.task_state], { vm_state: 'active', task_state: null, power_state: 1, launched_at: isoNow() }, 'agent restarted; the guest was running');
         else await this.fail(m.uuid, [m.task_state], new Error(`The compute agent on ${r.host} restarted while building the instance.`));
       } else if (m.task_state === 'deleting') {
@@ -249,9 +250,13 @@ export class Conductor {
     let kernel: ComputeImage | undefined;
     let ramdisk: ComputeImage | undefined;
     const sys = JSON.parse((await db.selectFrom('instances').select('system_metadata').where('uuid', '=', uuid).executeTakeFirstOrThrow()).system_metadata) as Record<string, string>;
+    const bdms = await listBdms(db, uuid);
+    const volumeBacked = isVolumeBacked(bdms);
     try {
-      // The image facts were captured when the API accepted the request (an unshelve boots the shelved snapshot).
-      image = JSON.parse((unshelve ? sys.shelved_image : sys.image) ?? 'null') as ComputeImage;
+      // The image facts were captured when the API accepted the request (an unshelve boots the shelved snapshot);
+      // a server booted from a snapshot-made volume learns them from the volume once it exists.
+      image = JSON.parse((unshelve ? sys.shelved_image ?? sys.image : sys.image) ?? 'null') as ComputeImage;
+      if (!image && volumeBacked) image = imageFromVolumeMetadata({});
       if (!image) throw new Error('The instance has no image record.');
       if (sys.kernel) kernel = JSON.parse(sys.kernel) as ComputeImage;
       if (sys.ramdisk) ramdisk = JSON.parse(sys.ramdisk) as ComputeImage;
@@ -265,13 +270,15 @@ export class Conductor {
     try {
       await event('conductor_schedule_and_build_instances', async () => {
         const spec = await this.requestSpec(inst, image);
+        if (volumeBacked) spec.diskGb -= inst.flavor.disk;
         const hosts = await this.hostStates();
         const sel = this.scheduler.select(hosts, spec, 1);
         if (!sel.ok) {
           log.warn({ reports: sel.reports }, 'no valid host');
           throw Object.assign(new Error(sel.message), { noValidHost: true });
         }
-        const res = { vcpus: inst.flavor.vcpus, memoryMb: inst.flavor.ram, diskGb: inst.flavor.disk + inst.flavor.ephemeral };
+        // A volume-backed root takes no local disk (Nova claims no root_gb for it).
+        const res = { vcpus: inst.flavor.vcpus, memoryMb: inst.flavor.ram, diskGb: (volumeBacked ? 0 : inst.flavor.disk) + inst.flavor.ephemeral };
         const ratios = { cpu: this.deps.cfg.cpuAllocationRatio, ram: this.deps.cfg.ramAllocationRatio, disk: this.deps.cfg.diskAllocationRatio };
         for (const h of sel.hosts) {
           const az = hosts.find((x) => x.host === h)?.availabilityZone ?? 'nova';
@@ -318,7 +325,27 @@ export class Conductor {
       }
     }
 
-    // 3. Boot on the chosen host.
+    // 3. Volumes (Nova's prep_block_device): made, reserved and exported for the chosen host.
+    if (bdms.some((b) => b.destinationType === 'volume')) {
+      try {
+        if (!unshelve) await store.updateInstance(db, uuid, { task_state: 'block_device_mapping' }, [spawnTask]);
+        await this.volumes.prepareBuild((await store.getInstance(db, uuid))!, chosen, wc.token, log);
+        if (!sys.image && !unshelve) {
+          // Booted from a volume made from a snapshot: the volume's image metadata is the image.
+          const root = (await listBdms(db, uuid)).find((b) => b.bootIndex === 0);
+          const md = (root?.volumeId && (await this.deps.volumes?.getInternal(root.volumeId))?.imageMetadata) || {};
+          image = imageFromVolumeMetadata(md);
+          if (md.kernel_id) kernel = imageById(md.kernel_id, 'aki');
+          if (md.ramdisk_id) ramdisk = imageById(md.ramdisk_id, 'ari');
+        }
+        if (!unshelve && !(await store.updateInstance(db, uuid, { task_state: spawnTask }, ['block_device_mapping']))) return;
+      } catch (err) {
+        await this.fail(uuid, [spawnTask, 'block_device_mapping'], err);
+        return;
+      }
+    }
+
+    // 4. Boot on the chosen host.
     const fresh = (await store.getInstance(db, uuid))!;
     const req = await this.buildRequest(fresh, image, kernel, ramdisk, wc.token);
     try {
@@ -327,6 +354,7 @@ export class Conductor {
         const ok = await store.updateInstance(db, uuid, {
           vm_state: 'active', task_state: null, power_state: reply.power, launched_at: isoNow(), ssh_port: reply.sshHostPort ?? null,
         }, [spawnTask]);
+        if (ok) await this.volumes.completeBuild(uuid);
         if (ok) log.info({ host: chosen, power: reply.power }, unshelve ? 'instance unshelved' : 'instance active');
         if (ok && unshelve) await this.afterUnshelve?.(uuid, wc);
       });
@@ -369,6 +397,8 @@ export class Conductor {
 
   async buildRequest(inst: Instance, image: ComputeImage, kernel: ComputeImage | undefined, ramdisk: ComputeImage | undefined, token: string): Promise<BuildRequest> {
     const keys = inst.keyName && inst.keyData ? { [inst.keyName]: inst.keyData } : undefined;
+    // The volumes as last exported for the instance's host (a build just connected them).
+    const volumes = await this.volumes.disksOf(inst.uuid);
     const metaData: Record<string, unknown> = {
       uuid: inst.uuid, name: inst.name, hostname: inst.hostname, launch_index: inst.launchIndex,
       availability_zone: inst.availabilityZone, project_id: inst.projectId, meta: inst.metadata, devices: [],
@@ -390,6 +420,7 @@ export class Conductor {
       },
       metaData, userData: inst.userData ?? undefined,
       networkData: networkData(inst),
+      ...(volumes.length ? { volumes } : {}),
     };
   }
 
@@ -400,6 +431,8 @@ export class Conductor {
     if (noValid) { fault.message = NO_VALID_HOST; fault.details = err instanceof Error ? err.message : String(err); }
     const ok = await store.updateInstance(this.deps.db, uuid, { vm_state: 'error', task_state: null, fault: JSON.stringify(fault) }, expect);
     if (ok) this.log.warn({ instance: uuid, fault: fault.message, details: fault.details }, 'instance failed');
+    // No volume stays attaching for a build that failed.
+    if (ok) await this.volumes.rollBackBuild(uuid, this.log);
   }
 
   private async settle(uuid: string, expect: TaskState[], patch: store.InstancePatch, why: string): Promise<void> {
@@ -559,7 +592,7 @@ export class Conductor {
       if (!s.host) continue;
       try {
         const st = await this.bus.request(agentSubjects(s.host).state, { uuid: s.uuid }, { timeoutMs: 5000 });
-        if (s.task_state === 'spawning' || s.task_state === 'unshelving') {
+        if (s.task_state === 'spawning' || s.task_state === 'unshelving' || s.task_state === 'block_device_mapping') {
           if (st.exists && st.power === 1) await this.settle(s.uuid, [s.task_state], { vm_state: 'active', task_state: null, power_state: 1, launched_at: isoNow() }, 'reconcile');
           else await this.fail(s.uuid, [s.task_state], new Error('The build did not complete on the compute host.'));
         } else await this.syncPower(s.uuid, st.exists ? st.power : 0, [s.task_state as TaskState]);

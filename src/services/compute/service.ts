@@ -13,6 +13,8 @@ import { STATUS_TO_VM, type Flavor, type Instance, type TaskState, type VmState 
 import { reclaimExpired, softDelete } from './lifecycle/admin.ts';
 import { dropShelvedImage, inheritedProperties, offloadExpired } from './lifecycle/shelve.ts';
 import './policy.ts';
+import { insertBdm, nextDeviceName, type BlockDeviceMapping } from './bdm.ts';
+import { checkBroughtVolumes, checkImageFits, fromLegacy, imageFromVolumeMetadata, planBoot, type BdmInput, type LegacyBdmInput } from './block-devices.ts';
 
 export interface CreateServerInput {
   name: string;
@@ -33,7 +35,9 @@ export interface CreateServerInput {
   accessIPv6?: string;
   securityGroups?: string[];
   group?: string;
-  blockDeviceMappings?: { destination_type?: string; source_type?: string }[];
+  blockDeviceMappings?: BdmInput[];
+  /** The legacy block_device_mapping (v1). */
+  legacyBlockDeviceMappings?: LegacyBdmInput[];
 }
 
 export interface ServerFilters {
@@ -151,10 +155,23 @@ export class ComputeService {
     if (!flavor || !flavorVisible) throw new BadRequest(`Flavor ${input.flavorRef} could not be found.`);
     if (flavor.disabled) throw new BadRequest('Flavor is disabled.');
 
-    if (input.blockDeviceMappings?.some((b) => b.destination_type === 'volume' || b.source_type === 'volume' || b.source_type === 'snapshot')) {
-      throw new BadRequest('Block Device Mapping is Invalid: volumes are not available in this cloud yet.');
+    // Block device mappings: a volume-backed root (boot index 0 → volume) and further volumes.
+    const plan = planBoot([...(input.blockDeviceMappings ?? []), ...fromLegacy(input.legacyBlockDeviceMappings ?? [])], input.imageRef);
+    const rootMeta = await checkBroughtVolumes(this.deps.volumes, auth, plan, input.maxCount);
+    let image: ComputeImage | undefined;
+    let kernel: ComputeImage | undefined;
+    let ramdisk: ComputeImage | undefined;
+    if (!plan.volumeBacked) ({ image, kernel, ramdisk } = await this.resolveImage(auth, input.imageRef, flavor));
+    else if (input.imageRef || plan.rootImageId) {
+      // The root volume is made from (or the request names) an image: its facts boot the server; the flavor's disk does not apply.
+      ({ image, kernel, ramdisk } = await this.resolveImage(auth, input.imageRef || plan.rootImageId!, { ...flavor, disk: 0 }));
+      if (plan.rootImageId) checkImageFits(image, plan.volumes[0]!.volumeSize ?? 0);
+    } else if (rootMeta && Object.keys(rootMeta).length) {
+      // A volume the user brought: its volume_image_metadata (kernel_id, ramdisk_id, hw_*) as Nova uses it.
+      image = imageFromVolumeMetadata(rootMeta);
+      if (rootMeta.kernel_id) kernel = await this.image(auth, rootMeta.kernel_id, 'kernel_id');
+      if (rootMeta.ramdisk_id) ramdisk = await this.image(auth, rootMeta.ramdisk_id, 'ramdisk_id');
     }
-    const { image, kernel, ramdisk } = await this.resolveImage(auth, input.imageRef, flavor);
 
     let keyData: string | null = null;
     if (input.keyName !== undefined) {
@@ -194,7 +211,7 @@ export class ComputeService {
     const now = isoNow();
     const sysMeta = JSON.stringify({
       ...(input.securityGroups?.length ? { security_groups: JSON.stringify(input.securityGroups) } : {}),
-      image: JSON.stringify(image), ...(kernel ? { kernel: JSON.stringify(kernel) } : {}), ...(ramdisk ? { ramdisk: JSON.stringify(ramdisk) } : {}),
+      ...(image ? { image: JSON.stringify(image) } : {}), ...(kernel ? { kernel: JSON.stringify(kernel) } : {}), ...(ramdisk ? { ramdisk: JSON.stringify(ramdisk) } : {}),
     });
 
     // Quota check and inserts in one transaction: concurrent requests cannot both take the last slot.
@@ -221,8 +238,8 @@ export class ComputeService {
         await tx.insertInto('instances').values({
           uuid, id, display_name: name, display_description: input.description ?? null,
           hostname: input.hostname && count === 1 ? input.hostname : hostnameFrom(name),
-          project_id: auth.projectId!, user_id: auth.userId, image_ref: image.id, flavor: JSON.stringify(flavor),
-          vcpus: flavor.vcpus, memory_mb: flavor.ram, root_gb: flavor.disk, ephemeral_gb: flavor.ephemeral, swap_mb: flavor.swap,
+          project_id: auth.projectId!, user_id: auth.userId, image_ref: input.imageRef ? (image?.id ?? input.imageRef) : '', flavor: JSON.stringify(flavor),
+          vcpus: flavor.vcpus, memory_mb: flavor.ram, root_gb: plan.volumeBacked ? 0 : flavor.disk, ephemeral_gb: flavor.ephemeral, swap_mb: flavor.swap,
           host: null, availability_zone: requestedAz?.split(':')[0] || null, requested_az: requestedAz, vm_state: 'building', task_state: 'scheduling',
           power_state: 0, key_name: input.keyName ?? null, key_data: keyData, user_data: input.userData ?? null,
           config_drive: input.configDrive ? 'True' : '', access_ip_v4: input.accessIPv4 ?? '', access_ip_v6: input.accessIPv6 ? canonicalIPv6(input.accessIPv6) : '',
@@ -233,6 +250,11 @@ export class ComputeService {
         for (const [k, v] of Object.entries(meta)) await tx.insertInto('instance_metadata').values({ instance_uuid: uuid, key: k, value: v }).execute();
         for (const t of new Set(input.tags ?? [])) await tx.insertInto('instance_tags').values({ instance_uuid: uuid, tag: t }).execute();
         if (groupId) await tx.insertInto('server_group_members').values({ group_id: groupId, instance_uuid: uuid }).execute();
+        const mapped: BlockDeviceMapping[] = [];
+        for (const b of plan.volumes) {
+          const deviceName = b.deviceName ?? nextDeviceName({ flavor, configDrive: input.configDrive ? 'True' : '' }, mapped, this.deps.cfg.forceConfigDrive);
+          mapped.push(await insertBdm(tx, { ...b, deviceName, instanceUuid: uuid, attachmentId: null, attachStatus: b.volumeId ? null : 'creating' }));
+        }
         await store.startAction(tx, { requestId: ctx.requestId, uuid, action: 'create', projectId: auth.projectId!, userId: auth.userId });
         out.push(uuid);
       }
@@ -243,7 +265,7 @@ export class ComputeService {
       this.conductor.build(uuid, { requestId: ctx.requestId, token: auth.token, log: ctx.log });
       instances.push((await store.getInstance(db, uuid))!);
     }
-    ctx.log.info({ instances: created, flavor: flavor.name, image: image.id }, 'servers accepted');
+    ctx.log.info({ instances: created, flavor: flavor.name, image: image?.id, volumes: plan.volumes.length, volumeBacked: plan.volumeBacked }, 'servers accepted');
     return instances;
   }
 

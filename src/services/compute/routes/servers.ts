@@ -21,6 +21,11 @@ const Bdm = Type.Object({
   guest_format: Type.Optional(Type.Union([Type.String(), Type.Null()])), disk_bus: Type.Optional(Type.String()), device_type: Type.Optional(Type.String()),
   volume_type: Type.Optional(Type.Union([Type.String(), Type.Null()])), tag: Type.Optional(Type.String()),
 }, { additionalProperties: false });
+const LegacyBdm = Type.Object({
+  device_name: Type.Optional(Type.String({ maxLength: 255 })), volume_id: Type.Optional(Type.String()), snapshot_id: Type.Optional(Type.String()),
+  volume_size: Type.Optional(Type.Union([Type.Integer(), Type.String(), Type.Null()])), delete_on_termination: Type.Optional(Type.Union([Type.Boolean(), Type.String()])),
+  no_device: Type.Optional(Type.Union([Type.Boolean(), Type.String(), Type.Null()])), virtual_name: Type.Optional(Type.String()),
+}, { additionalProperties: false });
 const Metadata = Type.Record(Type.String({ minLength: 1, maxLength: 255 }), Type.String({ maxLength: 255 }));
 const Tag = Type.String({ minLength: 1, maxLength: 60, pattern: '^[^,/]*$' });
 
@@ -44,7 +49,7 @@ const ServerCreate = Type.Object({
     adminPass: Type.Optional(Type.String()),
     security_groups: Type.Optional(Type.Array(Type.Object({ name: Type.String() }, { additionalProperties: false }))),
     block_device_mapping_v2: Type.Optional(Type.Array(Bdm)),
-    block_device_mapping: Type.Optional(Type.Array(Type.Unknown())),
+    block_device_mapping: Type.Optional(Type.Array(LegacyBdm)),
     personality: Type.Optional(Type.Array(Type.Unknown())),
     'OS-DCF:diskConfig': Type.Optional(Type.Union([Type.Literal('AUTO'), Type.Literal('MANUAL')])),
     trusted_image_certificates: Type.Optional(Type.Union([Type.Array(Type.String()), Type.Null()])),
@@ -144,9 +149,8 @@ export function serverRoutes(app: FastifyInstance, compute: ComputeService, host
       configDrive: cd === true || (typeof cd === 'string' && boolParam(cd) === true), minCount, maxCount, description: s.description,
       tags: s.tags, hostname: s.hostname, accessIPv4: s.accessIPv4, accessIPv6: s.accessIPv6,
       securityGroups: s.security_groups?.map((g) => g.name), group: typeof hints.group === 'string' ? hints.group : undefined,
-      blockDeviceMappings: s.block_device_mapping_v2,
+      blockDeviceMappings: s.block_device_mapping_v2, legacyBlockDeviceMappings: s.block_device_mapping,
     };
-    if (!input.imageRef) throw new BadRequest('Booting without an image (from a volume) is not available in this cloud yet.');
     const created = await compute.create(req.ctx, req.ctx.auth!, input);
     void reply.code(202);
     if (s.return_reservation_id === true || s.return_reservation_id === 'True' || s.return_reservation_id === 'true') {

@@ -280,6 +280,7 @@ export async function volumeCloud(): Promise<VolumeCloud> {
   await conductor.start();
   const agent = new FakeAgent(agentBus, 'node1');
   await agent.heartbeat();
+  await until(async () => (await dbh.db.selectFrom('compute_hosts').select('host').execute()).length === 1, 'the host registered');
   return {
     app, dbh, call: caller(app), nats, bus, agentBus, conductor, compute, volumes, images, agent,
     async close() { conductor.stop(); await agentBus.close(); await bus.close(); await nats.stop(); await app.close(); await dbh.close(); },
