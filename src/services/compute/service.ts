@@ -13,7 +13,8 @@ import { STATUS_TO_VM, type Flavor, type Instance, type TaskState, type VmState 
 import { reclaimExpired, softDelete } from './lifecycle/admin.ts';
 import { dropShelvedImage, inheritedProperties, offloadExpired } from './lifecycle/shelve.ts';
 import './policy.ts';
-import { insertBdm, nextDeviceName, type BlockDeviceMapping } from './bdm.ts';
+import { insertBdm, isVolumeBacked, listBdms, nextDeviceName, type BlockDeviceMapping } from './bdm.ts';
+import { imageDefinedBdms, snapshotVolumeBacked } from './lifecycle/volume-snapshot.ts';
 import { checkBroughtVolumes, checkImageFits, fromLegacy, imageFromVolumeMetadata, planBoot, type BdmInput, type LegacyBdmInput } from './block-devices.ts';
 
 export interface CreateServerInput {
@@ -156,7 +157,10 @@ export class ComputeService {
     if (flavor.disabled) throw new BadRequest('Flavor is disabled.');
 
     // Block device mappings: a volume-backed root (boot index 0 → volume) and further volumes.
-    const plan = planBoot([...(input.blockDeviceMappings ?? []), ...fromLegacy(input.legacyBlockDeviceMappings ?? [])], input.imageRef);
+    const requested = [...(input.blockDeviceMappings ?? []), ...fromLegacy(input.legacyBlockDeviceMappings ?? [])];
+    // An image of a volume-backed server defines the mappings (volumes from its snapshots), as Nova merges them.
+    const imageBdms = input.imageRef && !requested.some((b) => String(b.boot_index) === '0') ? imageDefinedBdms(await this.image(auth, input.imageRef)) : [];
+    const plan = planBoot([...imageBdms, ...requested], input.imageRef);
     const rootMeta = await checkBroughtVolumes(this.deps.volumes, auth, plan, input.maxCount);
     let image: ComputeImage | undefined;
     let kernel: ComputeImage | undefined;
@@ -470,6 +474,7 @@ export class ComputeService {
     const allowed: VmState[] = ['active', 'stopped', 'paused', 'suspended'];
     if (inst.taskState !== null) throw invalidState(action, uuid, 'task_state', inst.taskState);
     if (!allowed.includes(inst.vmState) || !inst.host) throw invalidState(action, uuid, 'vm_state', inst.vmState);
+    if (!backup && this.deps.volumes && isVolumeBacked(await listBdms(this.db, uuid))) return snapshotVolumeBacked(this, ctx, auth, inst, name, metadata);
     const sys = JSON.parse((await this.db.selectFrom('instances').select('system_metadata').where('uuid', '=', uuid).executeTakeFirstOrThrow()).system_metadata) as Record<string, string>;
     const base = JSON.parse(sys.image ?? 'null') as ComputeImage | null;
     // The snapshot boots like its source: kernel/ramdisk and the hw_/os_ properties carry over.

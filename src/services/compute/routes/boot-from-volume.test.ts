@@ -121,4 +121,39 @@ describe('boot from volume (block_device_mapping_v2)', () => {
       c.volumes.failConnect = false;
     }
   });
+
+  test('createImage of a volume-backed server: snapshots of its volumes in the image\'s block_device_mapping; booting that image makes volumes from them', async () => {
+    const r = await create({ block_device_mapping_v2: [{ uuid: 'image-1', source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1, delete_on_termination: true }] });
+    const id = r.body.server.id as string;
+    const inst = await active(id);
+    assert.equal(inst.imageRef, '');
+    const rootVol = (await listBdms(c.dbh.db, id))[0]!.volumeId!;
+    const snap = await c.call('alice', 'POST', `/servers/${id}/action`, { createImage: { name: 'bfv-snap', metadata: { purpose: 'test' } } }, '2.45');
+    assert.equal(snap.status, 202, JSON.stringify(snap.body));
+    const imageId = snap.body.image_id as string;
+    const image = c.images.images.get(imageId)!;
+    assert.equal(image.status, 'active');
+    assert.equal(image.properties.bdm_v2, 'True');
+    assert.equal(image.properties.root_device_name, '/dev/vda');
+    assert.equal(image.properties.purpose, 'test');
+    assert.equal(image.properties.kernel_id, 'kernel-1');
+    const mappings = JSON.parse(image.properties.block_device_mapping!) as { snapshot_id: string; boot_index: number; volume_size: number; source_type: string }[];
+    assert.equal(mappings.length, 1);
+    assert.equal(mappings[0]!.boot_index, 0);
+    assert.equal(mappings[0]!.source_type, 'snapshot');
+    assert.equal(c.volumes.snapshots.get(mappings[0]!.snapshot_id)!.volumeId, rootVol);
+
+    const again = await create({ imageRef: imageId });
+    assert.equal(again.status, 202, JSON.stringify(again.body));
+    const id2 = again.body.server.id as string;
+    await active(id2);
+    const build = c.agent.builds.find((b) => b.uuid === id2)!;
+    assert.equal(build.volumes![0]!.bootIndex, 0);
+    assert.equal(c.volumes.sources.get(build.volumes![0]!.volumeId)?.snapshotId, mappings[0]!.snapshot_id);
+    assert.equal(build.kernel?.id, 'kernel-1');
+    const shown = (await c.call('alice', 'GET', `/servers/${id2}`)).body.server;
+    assert.equal(shown.image.id, imageId);
+    await deleted(id2);
+    await deleted(id);
+  });
 });

@@ -5,6 +5,8 @@
  * ComputeService, Conductor, scheduler and routes.
  */
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -213,7 +215,9 @@ export class FakeImages implements ImageApi {
     if (!i) throw new NotFound(`Image ${id} could not be found.`);
     return i;
   }
-  fileUrl(id: string): string { return `http://glance.invalid/v2/images/${id}/file`; }
+  /** Where the stand-in upload endpoint listens (volumeCloud starts it). */
+  base = 'http://127.0.0.1:9';
+  fileUrl(id: string): string { return `${this.base}/v2/images/${id}/file`; }
   localPath(): string | null { return null; }
   async createSnapshot(_auth: AuthContext, f: { name: string; diskFormat: 'qcow2' | 'raw'; properties: Record<string, string> }): Promise<string> {
     const id = randomUUID();
@@ -266,6 +270,20 @@ export async function volumeCloud(): Promise<VolumeCloud> {
   const agentBus = await Bus.connect(url, log);
   const volumes = new FakeVolumes();
   const images = new FakeImages();
+  // Glance's upload endpoint: a PUT of the data makes a queued image active.
+  const glance = createServer((req, res) => {
+    const id = /^\/v2\/images\/([^/]+)\/file$/.exec(req.url ?? '')?.[1];
+    const img = id ? images.images.get(id) : undefined;
+    req.resume();
+    req.on('end', () => {
+      if (req.method !== 'PUT' || !img || !req.headers['x-auth-token']) { res.writeHead(404).end(); return; }
+      img.status = 'active';
+      img.size = 0;
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => glance.listen(0, '127.0.0.1', r));
+  images.base = `http://127.0.0.1:${(glance.address() as AddressInfo).port}`;
   let compute!: ComputeService;
   let conductor!: Conductor;
   const { app, dbh } = await harness((a, deps) => {
@@ -283,7 +301,7 @@ export async function volumeCloud(): Promise<VolumeCloud> {
   await until(async () => (await dbh.db.selectFrom('compute_hosts').select('host').execute()).length === 1, 'the host registered');
   return {
     app, dbh, call: caller(app), nats, bus, agentBus, conductor, compute, volumes, images, agent,
-    async close() { conductor.stop(); await agentBus.close(); await bus.close(); await nats.stop(); await app.close(); await dbh.close(); },
+    async close() { glance.close(); conductor.stop(); await agentBus.close(); await bus.close(); await nats.stop(); await app.close(); await dbh.close(); },
   };
 }
 
