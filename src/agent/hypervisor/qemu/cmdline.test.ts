@@ -142,13 +142,13 @@ test('volumes on microvm: -blockdev chains (file, NBD over TLS-PSK), virtio-blk-
   const devices = values(argv, '-device');
   // The volume holding slot 0 keeps it; the tap NIC (no slot) takes the lowest free one, the NBD volume the next.
   assert.ok(devices.includes('virtio-net-pci,id=nic-tap1234,netdev=hn-tap1234,mac=52:54:00:00:00:02,bus=hp1,romfile='));
-  assert.deepEqual(parsed(argv, '-device'), [
-    { driver: 'virtio-blk-pci', id: 'vd-a1b2c3d4000040008000', drive: 'vf-a1b2c3d4000040008000', serial: 'a1b2c3d4-0000-4000-8', bus: 'hp0' },
-    { driver: 'virtio-blk-pci', id: 'vd-b1b2c3d4000040008000', drive: 'vf-b1b2c3d4000040008000', serial: 'b1b2c3d4-0000-4000-8', bus: 'hp2' },
+  assert.deepEqual(devices.filter((d) => d.startsWith('virtio-blk-pci')), [
+    'virtio-blk-pci,id=vd-a1b2c3d4000040008000,drive=vf-a1b2c3d4000040008000,serial=a1b2c3d4-0000-4000-8,bus=hp0',
+    'virtio-blk-pci,id=vd-b1b2c3d4000040008000,drive=vf-b1b2c3d4000040008000,serial=b1b2c3d4-0000-4000-8,bus=hp2',
   ]);
   // Block nodes are defined before the devices that use them, the TLS object before its node.
   assert.ok(argv.indexOf('-object', argv.indexOf('rng-random,id=rng0,filename=/dev/urandom') + 1) < argv.findIndex((a) => a.includes('"driver":"nbd"')));
-  assert.ok(argv.findIndex((a) => a.includes('"driver":"nbd"')) < argv.findIndex((a) => a.includes('"id":"vd-b1b2')));
+  assert.ok(argv.findIndex((a) => a.includes('"driver":"nbd"')) < argv.findIndex((a) => a.includes('id=vd-b1b2')));
   assert.equal(pskFileContent(spec.volumes!), `att-1:${'00ff'.repeat(8)}\n`);
   assert.equal(freeSlot(spec), 3);
 });
@@ -157,19 +157,18 @@ test('boot from volume: the root volume is the first disk in place of the image 
   const spec: InstanceSpec = { ...base, disks: [{ path: '/inst/disk.config', format: 'raw', readonly: true }], nics: [], volumes: [fileVol(VOL_R, { root: true }), fileVol(VOL_A)] };
   const micro = qemuArgv(spec, { accel: 'tcg' }, { dir: '/inst' });
   const devs = values(micro, '-device');
-  const rootAt = devs.findIndex((d) => d.includes('"virtio-blk-device"'));
-  assert.deepEqual(JSON.parse(devs[rootAt]!), { driver: 'virtio-blk-device', id: 'vd-c1b2c3d4000040008000', drive: 'vf-c1b2c3d4000040008000', serial: 'c1b2c3d4-0000-4000-8' });
+  const rootAt = devs.indexOf('virtio-blk-device,id=vd-c1b2c3d4000040008000,drive=vf-c1b2c3d4000040008000,serial=c1b2c3d4-0000-4000-8');
+  assert.ok(rootAt >= 0);
   assert.ok(rootAt < devs.indexOf('virtio-blk-device,drive=disk0'), 'before the image disks');
-  assert.ok(devs.includes(JSON.stringify({ driver: 'virtio-blk-pci', id: 'vd-a1b2c3d4000040008000', drive: 'vf-a1b2c3d4000040008000', serial: 'a1b2c3d4-0000-4000-8', bus: 'hp0' })), 'the root volume holds no hotplug slot');
+  assert.ok(devs.includes('virtio-blk-pci,id=vd-a1b2c3d4000040008000,drive=vf-a1b2c3d4000040008000,serial=a1b2c3d4-0000-4000-8,bus=hp0'), 'the root volume holds no hotplug slot');
   assert.match(values(micro, '-append')[0]!, /^root=\/dev\/vda /);
   const onlyVolume = qemuArgv({ ...spec, disks: [] }, { accel: 'tcg' }, { dir: '/inst' });
   assert.match(values(onlyVolume, '-append')[0]!, /^root=\/dev\/vda /);
 
   const pc = values(qemuArgv({ ...spec, boot: { kind: 'disk' } }, { accel: 'tcg' }, { dir: '/inst' }), '-device');
-  const first = pc.findIndex((d) => d.includes('virtio-blk'));
-  assert.deepEqual(JSON.parse(pc[first]!), { driver: 'virtio-blk-pci', id: 'vd-c1b2c3d4000040008000', drive: 'vf-c1b2c3d4000040008000', serial: 'c1b2c3d4-0000-4000-8', bootindex: 1 });
+  assert.equal(pc.find((d) => d.includes('virtio-blk')), 'virtio-blk-pci,id=vd-c1b2c3d4000040008000,drive=vf-c1b2c3d4000040008000,serial=c1b2c3d4-0000-4000-8,bootindex=1');
   assert.ok(pc.includes('virtio-blk-pci,drive=disk0'), 'the config drive is not the boot disk');
-  assert.ok(pc.includes(JSON.stringify({ driver: 'virtio-blk-pci', id: 'vd-a1b2c3d4000040008000', drive: 'vf-a1b2c3d4000040008000', serial: 'a1b2c3d4-0000-4000-8' })), 'other volumes on pci.0');
+  assert.ok(pc.includes('virtio-blk-pci,id=vd-a1b2c3d4000040008000,drive=vf-a1b2c3d4000040008000,serial=a1b2c3d4-0000-4000-8'), 'other volumes on pci.0');
   assert.throws(() => qemuArgv({ ...spec, volumes: [fileVol(VOL_R, { root: true }), fileVol(VOL_A, { root: true })] }, { accel: 'tcg' }, { dir: '/i' }), /more than one root volume/);
 });
 

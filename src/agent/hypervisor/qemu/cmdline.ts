@@ -14,7 +14,8 @@
  *   hot-plugged on the root bus (`pci.0`, ACPI PCI hotplug of the PIIX4).
  *
  * Volumes are `-blockdev` node chains (a file, or an NBD export over TLS with a pre-shared
- * key) written as JSON, the same objects QMP's blockdev-add takes for a hot-plug. A root
+ * key) written as JSON, the same objects QMP's blockdev-add takes for a hot-plug; their
+ * devices are key=value options (QEMU creates JSON -devices after the others). A root
  * volume (boot from volume) comes first in guest order: on microvm a virtio-mmio disk like
  * the image disks it replaces (the tiny guest loads virtio_mmio before virtio_pci, so the
  * mmio disks are vda… and PCI volumes follow), on pc the first PCI disk with bootindex 1.
@@ -305,6 +306,14 @@ export function volumeDeviceArgs(vol: VolumeDiskSpec, at: { mmio: true } | { mmi
 }
 
 /**
+ * A volume device as a -device option in QEMU's key=value form. (Not JSON: QEMU 7.2 creates
+ * JSON -devices apart from the others, so they would lose their place in guest order.)
+ */
+export function volumeDeviceOption(args: BlockDeviceArgs): string {
+  return Object.entries(args).map(([k, v]) => (k === 'driver' ? esc(String(v)) : `${k}=${esc(String(v))}`)).join(',');
+}
+
+/**
  * A volume type's front-end QoS as QEMU throttling limits (0: unlimited), or undefined when
  * it limits nothing. QEMU refuses a total limit together with a read or write one of the same kind.
  */
@@ -378,7 +387,7 @@ export function qemuArgv(spec: InstanceSpec, host: Pick<HostCapabilities, 'accel
     argv.push('-blockdev', JSON.stringify(volumeBlockdev(v)));
   }
   // A root volume is the first disk, in place of an image disk (and the one the firmware boots).
-  if (rootVol) argv.push('-device', JSON.stringify(volumeDeviceArgs(rootVol, micro ? { mmio: true } : {}, micro ? undefined : 1)));
+  if (rootVol) argv.push('-device', volumeDeviceOption(volumeDeviceArgs(rootVol, micro ? { mmio: true } : {}, micro ? undefined : 1)));
 
   spec.disks.forEach((d, i) => {
     const drive = [`file=${esc(d.path)}`, 'if=none', `id=disk${i}`, `format=${d.format}`, 'cache=writeback'];
@@ -418,7 +427,7 @@ export function qemuArgv(spec: InstanceSpec, host: Pick<HostCapabilities, 'accel
   // The other volumes: PCI disks (hot-pluggable), on their root ports on a microvm.
   volumes.forEach((v, i) => {
     if (v.root) return;
-    argv.push('-device', JSON.stringify(volumeDeviceArgs(v, { bus: micro ? `hp${slots.volumes.get(i)!}` : undefined })));
+    argv.push('-device', volumeDeviceOption(volumeDeviceArgs(v, { bus: micro ? `hp${slots.volumes.get(i)!}` : undefined })));
   });
 
   if (opts.incomingFile) argv.push('-incoming', `exec:cat ${shQuote(opts.incomingFile)}`);
