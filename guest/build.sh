@@ -74,13 +74,21 @@ add_module() {
 }
 # evdev + button first: the ACPI power button (QMP system_powerdown) as an input event for
 # acpid, which init starts right after them (a press before that is lost); then virtio for
-# both transports (virtio-mmio on microvm, virtio-pci on pc/q35); isofs, vfat and their
-# code pages: config drives in either of Nova's formats.
-for m in evdev button virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio virtio_blk \
+# both transports, virtio-mmio first (microvm's own disks and NIC) and then virtio-pci
+# (pc/q35, and microvm's hotplug ports: tap NICs and Cinder volumes), so that virtio_blk
+# names the mmio disks vda… and the PCI volumes after them; isofs, vfat and their code
+# pages: config drives in either of Nova's formats.
+for m in evdev button virtio virtio_ring virtio_mmio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk \
   failover net_failover virtio_net virtio_rng isofs fat vfat nls_cp437 nls_utf8; do
   add_module "$m"
 done
 printf '%s\n' "${order[@]}" >"$root/lib/modules/order"
+# File systems for volumes (mke2fs is busybox's; ext4 mounts ext2/3 too), loaded after the
+# guest is ready (they are not needed to boot): crc32c (ext4's and jbd2's checksums, a
+# soft dependency modinfo does not list), ext4 with jbd2, mbcache and crc16.
+order=()
+for m in crc32c_generic ext4; do add_module "$m"; done
+printf '%s\n' "${order[@]}" >"$root/lib/modules/order.fs"
 
 cp "$here/init" "$root/init"
 cp "$here/udhcpc.script" "$root/etc/udhcpc.script"
