@@ -16,6 +16,7 @@ import { NetworkAgent } from './network/agent.ts';
 import { NetworkLink } from './network-link.ts';
 import { clearPassword, MetadataServers, readPassword } from './metadata/index.ts';
 import { ImageCache, type ImageSource } from './storage/image-cache.ts';
+import { startVolumeAgent } from './volume-agent.ts';
 
 export interface AgentOptions {
   host?: string;
@@ -56,6 +57,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const bus = await Bus.connect(opts.natsUrl, log, `gureum-agent-${host}`);
   const subjects = agentSubjects(host);
   const startedAt = new Date().toISOString();
+  const hostIp = opts.network?.tunnelIp ?? '127.0.0.1';
 
   async function report(): Promise<HostReport> {
     const instances: Record<string, PowerCode> = {};
@@ -64,9 +66,11 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       if (building.has(name) || !existsSync(join(instancesDir, name, 'spec.json'))) { instances[name] = 0; continue; }
       try { instances[name] = code(await driver.getState(name)); } catch { instances[name] = 0; }
     }
+    // What each instance's spec has attached (not those still building: their volumes are not attached yet).
+    const attachedVolumes = await life.attachedVolumes(Object.keys(instances).filter((uuid) => !building.has(uuid)));
     return {
-      host, hostIp: opts.network?.tunnelIp ?? '127.0.0.1', agentVersion: opts.version ?? '0', hypervisorType: caps.hypervisorType, hypervisorVersion: caps.hypervisorVersion,
-      accel: caps.accel, cpuModel: caps.cpuModel, arch: 'x86_64', vcpus: caps.vcpus, memoryMb: caps.memoryMb, diskGb: caps.diskGb, instances,
+      host, hostIp, agentVersion: opts.version ?? '0', hypervisorType: caps.hypervisorType, hypervisorVersion: caps.hypervisorVersion,
+      accel: caps.accel, cpuModel: caps.cpuModel, arch: 'x86_64', vcpus: caps.vcpus, memoryMb: caps.memoryMb, diskGb: caps.diskGb, instances, attachedVolumes,
     };
   }
 
@@ -130,6 +134,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   bus.serve(subjects.action, (req) => act(req.uuid, req.verb, req.timeoutMs ?? 60_000));
   bus.serve(subjects.attachInterface, (req, meta) => life.attachInterface(req, rlog(meta.requestId, req.uuid)));
   bus.serve(subjects.detachInterface, (req, meta) => life.detachInterface(req, rlog(meta.requestId, req.uuid)));
+  bus.serve(subjects.attachVolume, (req, meta) => life.attachVolume(req, rlog(meta.requestId, req.uuid)));
+  bus.serve(subjects.detachVolume, (req, meta) => life.detachVolume(req, rlog(meta.requestId, req.uuid)));
   bus.serve(subjects.remove, async (req) => ({ removed: await life.remove(req.uuid) }));
   bus.serve(subjects.state, async (req) => {
     if (!existsSync(join(instancesDir, req.uuid, 'spec.json'))) return { exists: false, power: 0 as PowerCode };
@@ -166,6 +172,17 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   });
   bus.serve(HealthPing, () => ({ process: 'agent', host, pid: process.pid, startedAt }));
 
+  // The volume pool (Cinder's volume service on this host): volumes a running QEMU here holds
+  // are snapshotted and resized through that QEMU.
+  const volumes = await startVolumeAgent({
+    bus, host, hostIp, dataDir: opts.dataDir, log, cache, source,
+    live: {
+      holderOf: (volumeId) => driver.volumeHolder(volumeId),
+      snapshot: (uuid, volumeId, overlayPath) => driver.snapshotVolumeLive(uuid, volumeId, overlayPath),
+      resize: (uuid, volumeId, bytes) => driver.resizeVolumeLive(uuid, volumeId, bytes),
+    },
+  });
+
   // Re-adopt what survived the last run, then introduce ourselves; the controller says what to clean up.
   const adopted = await driver.adopt();
   await life.adoptMetadata([...adopted.keys()]);
@@ -188,6 +205,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     host, caps,
     async stop() {
       clearInterval(timer);
+      await volumes.stop();
       link?.stop();
       await plane?.close();
       await metadata.close();

@@ -13,11 +13,12 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type {
-  AttachInterfaceRequest, BuildRequest, DetachInterfaceRequest, ImageRef, PortNic, PowerCode, RebuildRequest, RescueRequest, ResizeRequest, StateReply,
+  AttachInterfaceRequest, AttachVolumeRequest, BuildRequest, DetachInterfaceRequest, DetachVolumeRequest, ImageRef, PortNic, PowerCode, RebuildRequest,
+  RescueRequest, ResizeRequest, StateReply, VolumeDisk,
 } from '../bus/compute.ts';
 import { deviceNames } from '../bus/network.ts';
 import type { Logger } from '../common/logger.ts';
-import { PowerStateCode, type DiskSpec, type HypervisorDriver, type InstanceSpec } from './hypervisor/driver.ts';
+import { PowerStateCode, type DiskSpec, type HypervisorDriver, type InstanceSpec, type VolumeDiskSpec } from './hypervisor/driver.ts';
 import { USER_NETWORK } from './hypervisor/qemu/cmdline.ts';
 import { clearPassword, MetadataServers, writeMetadataDocument } from './metadata/index.ts';
 import { buildConfigDrive } from './storage/config-drive.ts';
@@ -61,6 +62,24 @@ const F = {
   resizeBackup: 'resize-backup', unrescueSpec: 'spec.unrescue.json',
 } as const;
 
+/** A block device mapping's volume as a disk of the spec; bootIndex 0 is the root disk. */
+export function volumeDiskSpec(v: VolumeDisk): VolumeDiskSpec {
+  return {
+    volumeId: v.volumeId, connection: v.connection, ...(v.readonly ? { readonly: true } : {}), ...(v.qos ? { qos: v.qos } : {}),
+    ...(v.bootIndex === 0 ? { root: true } : {}),
+  };
+}
+
+/** The volumes of a build in guest order (the root volume first), keeping the hotplug slots they had in `old`. */
+function buildVolumes(volumes: VolumeDisk[], old: VolumeDiskSpec[] = []): VolumeDiskSpec[] {
+  const specs = volumes.map(volumeDiskSpec);
+  const ordered = [...specs.filter((v) => v.root), ...specs.filter((v) => !v.root)];
+  return ordered.map((v) => {
+    const slot = old.find((o) => o.volumeId === v.volumeId && !o.root)?.slot;
+    return !v.root && slot !== undefined ? { ...v, slot } : v;
+  });
+}
+
 async function readJsonFile<T>(path: string): Promise<T | undefined> {
   try { return JSON.parse(await readFile(path, 'utf8')) as T; } catch { return undefined; }
 }
@@ -89,10 +108,10 @@ export class InstanceLifecycle {
   }
 
   /** The image (and kernel/ramdisk images) of a request in this host's cache, fetched when missing. */
-  private async images(req: { image: ImageRef; kernel?: ImageRef; ramdisk?: ImageRef; token: string }) {
+  private async images(req: { image: ImageRef; kernel?: ImageRef; ramdisk?: ImageRef; token: string }, withImage = true) {
     const { cache } = this.d;
     const [base, kernel, ramdisk] = await Promise.all([
-      cache.ensure(req.image.id, req.image.sha512, this.d.source(req.image, req.token)),
+      withImage ? cache.ensure(req.image.id, req.image.sha512, this.d.source(req.image, req.token)) : undefined,
       req.kernel ? cache.ensure(req.kernel.id, req.kernel.sha512, this.d.source(req.kernel, req.token)) : undefined,
       req.ramdisk ? cache.ensure(req.ramdisk.id, req.ramdisk.sha512, this.d.source(req.ramdisk, req.token)) : undefined,
     ]);
@@ -100,13 +119,22 @@ export class InstanceLifecycle {
   }
 
   /** Disks, config drive and spec for a build request (nothing runs yet). */
-  private async prepare(req: BuildRequest, keep: { sshHostPort?: number; mac?: string; ephemeral?: boolean } = {}): Promise<InstanceSpec> {
+  private async prepare(
+    req: BuildRequest, keep: { sshHostPort?: number; mac?: string; ephemeral?: boolean; volumes?: VolumeDiskSpec[] } = {},
+  ): Promise<InstanceSpec> {
     const dir = this.dir(req.uuid);
     await mkdir(dir, { recursive: true });
-    const { base, kernel, ramdisk } = await this.images(req);
-    const root = join(dir, F.root);
-    await createRootOverlay(base, req.image.diskFormat === 'qcow2' ? 'qcow2' : 'raw', root, req.rootGb > 0 ? req.rootGb : undefined);
-    const disks: DiskSpec[] = [{ path: root, format: 'qcow2' }];
+    // Volumes from the request (block device mappings), else the ones the instance has (a rebuild keeps them).
+    const volumes = req.volumes ? buildVolumes(req.volumes, keep.volumes) : keep.volumes ?? [];
+    // Boot from volume: no image disk; the image only lends its kernel and ramdisk (when it has them).
+    const fromVolume = volumes.some((v) => v.root);
+    const { base, kernel, ramdisk } = await this.images(req, !fromVolume);
+    const disks: DiskSpec[] = [];
+    if (base) {
+      const root = join(dir, F.root);
+      await createRootOverlay(base, req.image.diskFormat === 'qcow2' ? 'qcow2' : 'raw', root, req.rootGb > 0 ? req.rootGb : undefined);
+      disks.push({ path: root, format: 'qcow2' });
+    }
     if (req.ephemeralGb > 0) {
       const eph = join(dir, F.ephemeral);
       if (!(keep.ephemeral && existsSync(eph))) await createEphemeral(eph, req.ephemeralGb, this.ephemeralFormat(req.ephemeralFormat));
@@ -142,6 +170,7 @@ export class InstanceLifecycle {
       disks,
       nics: req.network === 'auto' ? [{ kind: 'user', mac: keep.mac ?? req.mac, sshHostPort, metadataSocket }]
         : ports.map((p) => ({ kind: 'tap' as const, mac: p.mac, ifname: deviceNames.tap(p.portId), portId: p.portId })),
+      ...(volumes.length > 0 ? { volumes } : {}),
     };
   }
 
@@ -158,14 +187,20 @@ export class InstanceLifecycle {
       const spec = await this.prepare(req);
       await this.d.driver.spawn(spec);
       const nic = spec.nics[0];
-      log.info({ ms: Date.now() - started, boot: spec.boot.kind, sshHostPort: nic?.kind === 'user' ? nic.sshHostPort : undefined }, 'instance spawned');
+      log.info({
+        ms: Date.now() - started, boot: spec.boot.kind, sshHostPort: nic?.kind === 'user' ? nic.sshHostPort : undefined,
+        volumes: spec.volumes?.map((v) => v.volumeId), fromVolume: spec.volumes?.some((v) => v.root) ?? false,
+      }, 'instance spawned');
       return { power: 1, sshHostPort: nic?.kind === 'user' ? nic.sshHostPort : undefined };
     } finally {
       this.building.delete(req.uuid);
     }
   }
 
-  /** Rebuild: shut down, new root disk from the (new) image, new config drive; same MAC and SSH port. */
+  /**
+   * Rebuild: shut down, new root disk from the (new) image, new config drive; same MAC and SSH
+   * port. Volumes stay attached; a volume-backed instance keeps its root volume (no image disk).
+   */
   async rebuild(req: RebuildRequest, log: Logger): Promise<StateReply> {
     const old = await this.d.driver.getSpec(req.uuid);
     const oldNic = old.nics.find((n) => n.kind === 'user');
@@ -175,6 +210,7 @@ export class InstanceLifecycle {
     await clearPassword(dir);
     const spec = await this.prepare(req, {
       sshHostPort: oldNic?.kind === 'user' ? oldNic.sshHostPort : undefined, mac: oldNic?.mac, ephemeral: req.preserveEphemeral,
+      volumes: old.volumes,
     });
     if (req.powerOn) await this.d.driver.spawn(spec);
     else await this.d.driver.define(spec);
@@ -197,7 +233,9 @@ export class InstanceLifecycle {
     await rm(backup, { recursive: true, force: true });
     await mkdir(backup);
     const root = join(dir, F.root);
-    await run('cp', ['--sparse=always', '--reflink=auto', root, join(backup, F.root)]);
+    // A volume-backed instance has no root disk here (its root volume is Cinder's, not the flavor's).
+    const hasRoot = old.disks.some((x) => x.path === root);
+    if (hasRoot) await run('cp', ['--sparse=always', '--reflink=auto', root, join(backup, F.root)]);
     const oldEph = old.disks.find((x) => x.path.endsWith(`/${F.ephemeral}`));
     const oldSwap = old.disks.find((x) => x.path.endsWith(`/${F.swap}`));
     const config = old.disks.find((x) => x.path.endsWith(`/${F.config}`));
@@ -207,8 +245,8 @@ export class InstanceLifecycle {
     if (swapChanged && oldSwap) await rename(oldSwap.path, join(backup, F.swap));
     // The spec goes last: its presence marks a complete backup.
     await writeFile(join(backup, 'spec.json'), JSON.stringify(old));
-    if (req.rootGb > 0) await growDisk(root, req.rootGb);
-    const disks: DiskSpec[] = [{ path: root, format: 'qcow2' }];
+    if (hasRoot && req.rootGb > 0) await growDisk(root, req.rootGb);
+    const disks: DiskSpec[] = hasRoot ? [{ path: root, format: 'qcow2' }] : [];
     if (req.ephemeralGb > 0) {
       const eph = join(dir, F.ephemeral);
       if (ephChanged) await createEphemeral(eph, req.ephemeralGb, this.ephemeralFormat(req.ephemeralFormat));
@@ -248,6 +286,8 @@ export class InstanceLifecycle {
     }
     await this.d.driver.destroy(uuid);
     const current = await this.d.driver.getSpec(uuid);
+    // Volumes are the instance's, not the flavor's: as they are now (attached, detached or snapshotted meanwhile).
+    old.volumes = current.volumes;
     for (const f of await readdir(backup)) if (f !== 'spec.json') await rename(join(backup, f), join(dir, f));
     // Disks the new flavor added and the old one did not have.
     for (const disk of current.disks) if (!old.disks.some((o) => o.path === disk.path)) await rm(disk.path, { force: true });
@@ -266,6 +306,7 @@ export class InstanceLifecycle {
     await this.d.driver.powerOff(req.uuid, req.shutdownTimeoutMs);
     await writeFile(saved, JSON.stringify(own));
     const { base, kernel, ramdisk } = await this.images(req);
+    if (!base) throw new Error(`rescue image ${req.image.id} is not available`);
     const disk = join(dir, F.rescue);
     await rm(disk, { force: true });
     await createRootOverlay(base, req.image.diskFormat === 'qcow2' ? 'qcow2' : 'raw', disk);
@@ -273,6 +314,8 @@ export class InstanceLifecycle {
       ...own,
       boot: kernel ? { kind: 'kernel', kernel, ramdisk, cmdline: req.cmdline } : { kind: 'disk' },
       disks: [{ path: disk, format: 'qcow2' }, ...own.disks],
+      // The rescue disk boots; a root volume is one more disk after it.
+      ...(own.volumes ? { volumes: own.volumes.map(({ root: _root, ...v }) => v) } : {}),
     };
     await this.d.driver.spawn(spec);
     log.info({ image: req.image.id }, 'instance rescued');
@@ -318,6 +361,35 @@ export class InstanceLifecycle {
     return { detached };
   }
 
+  /**
+   * Volume attach: the volume is exported for this host already (its connection says how to
+   * reach it); it goes into the guest (hot-plug) or only into the spec of a stopped instance.
+   * A rescued instance's or a pending resize's own spec picks it up when it comes back.
+   */
+  async attachVolume(req: AttachVolumeRequest, log: Logger): Promise<{ attached: boolean }> {
+    const vol = volumeDiskSpec(req.volume);
+    await this.d.driver.attachVolume(req.uuid, vol);
+    log.info({ volume: vol.volumeId, connection: vol.connection.type, device: req.volume.device }, 'volume attached');
+    return { attached: true };
+  }
+
+  /** Volume detach: the disk leaves the guest and its spec (the controller removes the export next). */
+  async detachVolume(req: DetachVolumeRequest, log: Logger): Promise<{ detached: boolean }> {
+    const detached = await this.d.driver.detachVolume(req.uuid, req.volumeId, req.timeoutMs);
+    log.info({ volume: req.volumeId, detached }, 'volume detached');
+    return { detached };
+  }
+
+  /** The volume ids in each instance's saved spec (what is really attached on this host). */
+  async attachedVolumes(uuids: string[]): Promise<Record<string, string[]>> {
+    const out: Record<string, string[]> = {};
+    for (const uuid of uuids) {
+      const spec = await this.d.driver.getSpec(uuid).catch(() => undefined);
+      if (spec?.volumes?.length) out[uuid] = spec.volumes.map((v) => v.volumeId);
+    }
+    return out;
+  }
+
   /** Apply a change to the specs kept aside (a rescued guest's own, a pending resize's old one). */
   private async editSavedSpec(uuid: string, edit: (s: InstanceSpec) => void): Promise<void> {
     for (const path of [join(this.dir(uuid), F.unrescueSpec), join(this.dir(uuid), F.resizeBackup, 'spec.json')]) {
@@ -338,6 +410,10 @@ export class InstanceLifecycle {
       return this.reply(uuid);
     }
     await this.d.driver.destroy(uuid);
+    // The volumes as they are now (a live snapshot while rescued moved a volume's top), the root one root again.
+    const roots = new Set((own.volumes ?? []).filter((v) => v.root).map((v) => v.volumeId));
+    const current = (await this.d.driver.getSpec(uuid)).volumes;
+    if (current) own.volumes = current.map(({ slot, ...v }) => (roots.has(v.volumeId) ? { ...v, root: true } : { ...v, ...(slot !== undefined ? { slot } : {}) }));
     await this.d.driver.spawn(own);
     await rm(join(dir, F.rescue), { force: true });
     await rm(saved, { force: true });
