@@ -222,3 +222,53 @@ export function links(req: FastifyRequest, projectId: string, collection: string
   const base = volumeBase(req);
   return [{ href: `${base}/v3/${projectId}/${collection}/${id}`, rel: 'self' }, { href: `${base}/${projectId}/${collection}/${id}`, rel: 'bookmark' }];
 }
+
+/** An optional string attribute (name, description, ...) of at most 255 characters. */
+export function optText(v: unknown, k: string): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || v.length > 255) throw err.badField(k, v, `${JSON.stringify(v)} is not of type 'string'`);
+  return v;
+}
+
+/** Metadata after a set (merged, or replacing everything). */
+export const mergeMetadata = (cur: Record<string, string>, meta: Record<string, string>, replace: boolean): Record<string, string> =>
+  (replace ? meta : { ...cur, ...meta });
+
+/** Metadata without `key`; `notFound` when it has no such key. */
+export function withoutKey(cur: Record<string, string>, key: string, notFound: () => Error): Record<string, string> {
+  if (!(key in cur)) throw notFound();
+  const next = { ...cur };
+  delete next[key];
+  return next;
+}
+
+export interface MetadataOps {
+  get(req: FastifyRequest, id: string): Promise<Record<string, string>>;
+  set(req: FastifyRequest, id: string, meta: Record<string, string>, replace: boolean): Promise<Record<string, string>>;
+  remove(req: FastifyRequest, id: string, key: string): Promise<void>;
+  notFound(id: string, key: string): Error;
+}
+
+/** `<base>/:id/metadata[/:key]`: show, set (POST merges, PUT replaces), one key's show/set/delete. */
+export function metadataRoutes(app: FastifyInstance, base: string, ops: MetadataOps): void {
+  const r = v3(app);
+  const p = (req: FastifyRequest) => req.params as { id: string; key: string };
+  r.get(`${base}/:id/metadata`, async (req, reply) => send(reply, 200, { metadata: await ops.get(req, p(req).id) }));
+  for (const [method, replace] of [['post', false], ['put', true]] as const) {
+    r[method](`${base}/:id/metadata`, async (req, reply) => send(reply, 200, { metadata: await ops.set(req, p(req).id, parseMetadata(member(req.body, 'metadata')), replace) }));
+  }
+  r.get(`${base}/:id/metadata/:key`, async (req, reply) => {
+    const { id, key } = p(req);
+    const meta = await ops.get(req, id);
+    if (!(key in meta)) throw ops.notFound(id, key);
+    return send(reply, 200, { meta: { [key]: meta[key]! } });
+  });
+  r.put(`${base}/:id/metadata/:key`, async (req, reply) => {
+    const { id, key } = p(req);
+    const meta = parseMetadata(member(req.body, 'meta'), 'meta');
+    if (Object.keys(meta).length !== 1 || !(key in meta)) throw err.badRequest('Request body and URI mismatch');
+    await ops.set(req, id, meta, false);
+    return send(reply, 200, { meta });
+  });
+  r.delete(`${base}/:id/metadata/:key`, async (req, reply) => { await ops.remove(req, p(req).id, p(req).key); return send(reply, 200); });
+}

@@ -22,6 +22,17 @@ type ResOf<K extends keyof Subjects> = Subjects[K] extends Subject<infer _Q, inf
 /** Transitional statuses the manager owns (the rest are driven by callers: attach, detach). */
 const RESUMABLE_VOLUME = ['creating', 'downloading', 'deleting', 'extending', 'uploading'];
 
+/**
+ * A delete the pool refused ends in error_deleting; one it did not answer stays deleting
+ * (the pool may still do it; its next report re-sends or finishes it).
+ */
+async function deleteFailed(log: Logger, what: string, e: unknown, mark: (reason: string) => Promise<unknown>): Promise<void> {
+  const reason = e instanceof Error ? e.message : String(e);
+  if (e instanceof BusTimeout) { log.warn({ err: reason }, `${what} delete not answered; re-sent when the pool reports`); return; }
+  log.warn({ err: reason }, `${what} delete failed`);
+  await mark(reason);
+}
+
 export class VolumeManager {
   /** Work under way in this process, keyed "<kind>:<id>", so a report does not re-send it. */
   private readonly inFlight = new Map<string, Promise<void>>();
@@ -205,11 +216,7 @@ export class VolumeManager {
         await this.finishDelete(volumeId);
         log.info('volume deleted');
       } catch (e) {
-        const reason = e instanceof Error ? e.message : String(e);
-        // A pool that did not answer may still do it; the next report of that pool re-sends.
-        if (e instanceof BusTimeout) { log.warn({ err: reason }, 'volume delete not answered; re-sent when the pool reports'); return; }
-        log.warn({ err: reason }, 'volume delete failed');
-        await store.updateVolume(this.deps.db, volumeId, { status: 'error_deleting', fail_reason: reason }, ['deleting']);
+        await deleteFailed(log, 'volume', e, (reason) => store.updateVolume(this.deps.db, volumeId, { status: 'error_deleting', fail_reason: reason }, ['deleting']));
       }
     });
   }
@@ -288,10 +295,7 @@ export class VolumeManager {
         await this.deps.db.deleteFrom('volume_snapshots').where('id', '=', snapshotId).execute();
         log.info('snapshot deleted');
       } catch (e) {
-        const reason = e instanceof Error ? e.message : String(e);
-        if (e instanceof BusTimeout) { log.warn({ err: reason }, 'snapshot delete not answered; re-sent when the pool reports'); return; }
-        log.warn({ err: reason }, 'snapshot delete failed');
-        await store.updateSnapshot(this.deps.db, snapshotId, { status: 'error_deleting', fail_reason: reason }, ['deleting']);
+        await deleteFailed(log, 'snapshot', e, (reason) => store.updateSnapshot(this.deps.db, snapshotId, { status: 'error_deleting', fail_reason: reason }, ['deleting']));
       }
     });
   }
@@ -352,9 +356,7 @@ export class VolumeManager {
         await this.deps.db.deleteFrom('volume_backups').where('id', '=', backupId).execute();
         log.info('backup deleted');
       } catch (e) {
-        const reason = e instanceof Error ? e.message : String(e);
-        if (e instanceof BusTimeout) { log.warn({ err: reason }, 'backup delete not answered; re-sent when the pool reports'); return; }
-        await store.updateBackup(this.deps.db, backupId, { status: 'error_deleting', fail_reason: reason }, ['deleting']);
+        await deleteFailed(log, 'backup', e, (reason) => store.updateBackup(this.deps.db, backupId, { status: 'error_deleting', fail_reason: reason }, ['deleting']));
       }
     });
   }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AuthContext } from '../../api/context.ts';
 import { err } from './errors.ts';
+import { mergeMetadata, withoutKey } from './http.ts';
 import { authorize, isAdmin } from './policy.ts';
 import { checkQuota } from './quotas.ts';
 import * as store from './store.ts';
@@ -91,15 +92,12 @@ export async function forceDeleteSnapshot(o: VolumeOps, ctx: Ctx, id: string): P
 
 export async function setSnapshotMetadata(deps: VolumeDeps, auth: AuthContext, id: string, meta: Record<string, string>, replace: boolean): Promise<Record<string, string>> {
   const s = await visibleSnapshot(deps, auth, id, 'volume:update_snapshot_metadata');
-  const next = replace ? meta : { ...s.metadata, ...meta };
+  const next = mergeMetadata(s.metadata, meta, replace);
   await store.updateSnapshot(deps.db, id, { metadata: next });
   return next;
 }
 
 export async function deleteSnapshotMetadataKey(deps: VolumeDeps, auth: AuthContext, id: string, key: string): Promise<void> {
   const s = await visibleSnapshot(deps, auth, id, 'volume:delete_snapshot_metadata');
-  if (!(key in s.metadata)) throw err.snapshotMetadataNotFound(id, key);
-  const next = { ...s.metadata };
-  delete next[key];
-  await store.updateSnapshot(deps.db, id, { metadata: next });
+  await store.updateSnapshot(deps.db, id, { metadata: withoutKey(s.metadata, key, () => err.snapshotMetadataNotFound(id, key)) });
 }

@@ -6,7 +6,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AuthContext, TokenValidator } from '../../api/context.ts';
+import type { TokenValidator } from '../../api/context.ts';
+import { USERS as SHARED_USERS } from '../compute/routes/test-harness.ts';
 import { createApiServer } from '../../api/server.ts';
 import { Bus } from '../../bus/index.ts';
 import { VolumePoolReported, volumeSubjects } from '../../bus/volume.ts';
@@ -19,21 +20,10 @@ import { volumeMount } from './routes.ts';
 import { VolumeService } from './service.ts';
 import { DEFAULT_VOLUME_CONFIG, type VolumeImage, type VolumeImageApi } from './types.ts';
 
-const cred = (userId: string, projectId: string, roles: string[]): AuthContext => ({
-  token: `tok-${userId}`, userId, userName: userId, userDomainId: 'default', projectId, projectDomainId: 'default',
-  roles, roleIds: roles, methods: ['password'], auditIds: ['a'], issuedAt: 0, expiresAt: Date.now() + 3_600_000,
-});
-export const USERS = {
-  admin: cred('u-admin', 'p-admin', ['admin', 'member', 'reader']),
-  alice: cred('u-alice', 'p-one', ['member', 'reader']),
-  bob: cred('u-bob', 'p-two', ['member', 'reader']),
-};
+/** The callers of every service's route tests: admin (p-admin), alice (p-one), bob (p-two). */
+export const USERS = { admin: SHARED_USERS.admin!, alice: SHARED_USERS.alice!, bob: SHARED_USERS.bob! };
 const validator: TokenValidator = {
-  async validate(token) {
-    const u = Object.values(USERS).find((x) => x.token === token);
-    if (!u) throw new Unauthorized();
-    return u;
-  },
+  validate: async (token) => { const u = Object.values(USERS).find((x) => x.token === token); if (u) return u; throw new Unauthorized(); },
 };
 
 const GiB = 1024 ** 3;

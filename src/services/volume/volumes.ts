@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AuthContext } from '../../api/context.ts';
 import { GureumError } from '../../common/errors.ts';
 import { err } from './errors.ts';
+import { mergeMetadata, withoutKey } from './http.ts';
 import type { VolumeManager } from './manager.ts';
 import { authorize, isAdmin } from './policy.ts';
 import { checkQuota } from './quotas.ts';
@@ -252,32 +253,26 @@ export async function retype(deps: VolumeDeps, auth: AuthContext, id: string, ne
 export async function setMetadata(deps: VolumeDeps, auth: AuthContext, id: string, meta: Record<string, string>, replace: boolean): Promise<Record<string, string>> {
   const v = await visibleVolume(deps, auth, id, 'volume:update_volume_metadata');
   if (v.status === 'maintenance') throw err.invalidVolume('Volume is in maintenance.');
-  const next = replace ? meta : { ...v.metadata, ...meta };
+  const next = mergeMetadata(v.metadata, meta, replace);
   await store.updateVolume(deps.db, id, { metadata: next });
   return next;
 }
 
 export async function deleteMetadataKey(deps: VolumeDeps, auth: AuthContext, id: string, key: string): Promise<void> {
   const v = await visibleVolume(deps, auth, id, 'volume:delete_volume_metadata');
-  if (!(key in v.metadata)) throw err.metadataNotFound(id, key);
-  const next = { ...v.metadata };
-  delete next[key];
-  await store.updateVolume(deps.db, id, { metadata: next });
+  await store.updateVolume(deps.db, id, { metadata: withoutKey(v.metadata, key, () => err.metadataNotFound(id, key)) });
 }
 
 export async function setImageMetadata(deps: VolumeDeps, auth: AuthContext, id: string, meta: Record<string, string>): Promise<Record<string, string>> {
   const v = await visibleVolume(deps, auth, id, 'volume:set_image_metadata');
-  const next = { ...v.image_metadata, ...meta };
+  const next = mergeMetadata(v.image_metadata, meta, false);
   await store.updateVolume(deps.db, id, { image_metadata: next });
   return next;
 }
 
 export async function unsetImageMetadata(deps: VolumeDeps, auth: AuthContext, id: string, key: string): Promise<void> {
   const v = await visibleVolume(deps, auth, id, 'volume:remove_image_metadata');
-  if (!(key in v.image_metadata)) throw err.metadataNotFound(id, key);
-  const next = { ...v.image_metadata };
-  delete next[key];
-  await store.updateVolume(deps.db, id, { image_metadata: next });
+  await store.updateVolume(deps.db, id, { image_metadata: withoutKey(v.image_metadata, key, () => err.metadataNotFound(id, key)) });
 }
 
 // ---- upload to image ----

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import * as backups from '../backups.ts';
 import { err } from '../errors.ts';
-import { isObj, listQuery, member, nextLink, optBool, page, parseMetadata, send, v3, who, type Obj } from '../http.ts';
+import { isObj, listQuery, member, nextLink, optBool, optText, page, parseMetadata, send, v3, who, type Obj } from '../http.ts';
 import { authorize } from '../policy.ts';
 import { backupView } from '../render.ts';
 import type { VolumeService } from '../service.ts';
@@ -11,11 +11,6 @@ import type { BackupRecord } from '../types.ts';
 /** /v3/backups: create, list/detail, show, update (3.9), delete, restore, os-reset_status, os-force_delete. */
 
 const idOf = (req: FastifyRequest) => (req.params as { id: string }).id;
-const optText = (v: unknown, k: string): string | undefined => {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string' || v.length > 255) throw err.badField(k, v, `${JSON.stringify(v)} is not of type 'string'`);
-  return v;
-};
 
 export function backupRoutes(app: FastifyInstance, svc: VolumeService): void {
   const r = v3(app);

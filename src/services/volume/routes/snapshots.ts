@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { err } from '../errors.ts';
-import { atLeast, isObj, listQuery, member, nextLink, optBool, page, parseMetadata, send, v3, who, type Obj } from '../http.ts';
+import { atLeast, isObj, listQuery, member, metadataRoutes, nextLink, optBool, optText, page, parseMetadata, send, v3, who, type Obj } from '../http.ts';
 import { snapshotView } from '../render.ts';
 import type { VolumeService } from '../service.ts';
 import * as snaps from '../snapshots.ts';
@@ -8,12 +8,7 @@ import * as snaps from '../snapshots.ts';
 /** /v3/snapshots: CRUD, metadata, os-reset_status, os-force_delete. */
 
 const idOf = (req: FastifyRequest) => (req.params as { id: string }).id;
-const text = (b: Obj, k: string, alias: string): string | undefined => {
-  const v = b[k] ?? b[alias];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string' || v.length > 255) throw err.badField(k, v, `${JSON.stringify(v)} is not of type 'string'`);
-  return v;
-};
+const text = (b: Obj, k: string, alias: string): string | undefined => optText(b[k] ?? b[alias], k);
 
 export function snapshotRoutes(app: FastifyInstance, svc: VolumeService): void {
   const r = v3(app);
@@ -45,27 +40,11 @@ export function snapshotRoutes(app: FastifyInstance, svc: VolumeService): void {
   });
   r.delete('/snapshots/:id', async (req, reply) => { await snaps.deleteSnapshot(svc.ops, { auth: who(req), requestId: req.id }, idOf(req)); return send(reply, 202); });
 
-  r.get('/snapshots/:id/metadata', async (req, reply) => send(reply, 200, { metadata: (await snaps.visibleSnapshot(deps, who(req), idOf(req))).metadata }));
-  const setMeta = (replace: boolean) => async (req: FastifyRequest, reply: FastifyReply) =>
-    send(reply, 200, { metadata: await snaps.setSnapshotMetadata(deps, who(req), idOf(req), parseMetadata(member(req.body, 'metadata')), replace) });
-  r.post('/snapshots/:id/metadata', setMeta(false));
-  r.put('/snapshots/:id/metadata', setMeta(true));
-  r.get('/snapshots/:id/metadata/:key', async (req, reply) => {
-    const key = (req.params as { key: string }).key;
-    const s = await snaps.visibleSnapshot(deps, who(req), idOf(req));
-    if (!(key in s.metadata)) throw err.snapshotMetadataNotFound(s.id, key);
-    return send(reply, 200, { meta: { [key]: s.metadata[key]! } });
-  });
-  r.put('/snapshots/:id/metadata/:key', async (req, reply) => {
-    const key = (req.params as { key: string }).key;
-    const meta = parseMetadata(member(req.body, 'meta'), 'meta');
-    if (Object.keys(meta).length !== 1 || !(key in meta)) throw err.badRequest('Request body and URI mismatch');
-    await snaps.setSnapshotMetadata(deps, who(req), idOf(req), meta, false);
-    return send(reply, 200, { meta });
-  });
-  r.delete('/snapshots/:id/metadata/:key', async (req, reply) => {
-    await snaps.deleteSnapshotMetadataKey(deps, who(req), idOf(req), (req.params as { key: string }).key);
-    return send(reply, 200);
+  metadataRoutes(app, '/snapshots', {
+    get: async (req, id) => (await snaps.visibleSnapshot(deps, who(req), id)).metadata,
+    set: (req, id, meta, replace) => snaps.setSnapshotMetadata(deps, who(req), id, meta, replace),
+    remove: (req, id, key) => snaps.deleteSnapshotMetadataKey(deps, who(req), id, key),
+    notFound: (id, key) => err.snapshotMetadataNotFound(id, key),
   });
   r.post('/snapshots/:id/action', async (req, reply) => {
     const body = isObj(req.body) ? req.body : {};

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import * as att from '../attachments.ts';
 import { err } from '../errors.ts';
-import { atLeast, check, isObj, listQuery, member, nextLink, optBool, page, parseBool, parseMetadata, parseSize, send, v3, who, type Obj } from '../http.ts';
+import { atLeast, check, isObj, listQuery, member, metadataRoutes, nextLink, optBool, page, parseBool, parseMetadata, parseSize, send, v3, who, type Obj } from '../http.ts';
 import { authorize } from '../policy.ts';
 import { volumeSummary, volumeView } from '../render.ts';
 import type { VolumeService } from '../service.ts';
@@ -105,33 +105,11 @@ export function volumeRoutes(app: FastifyInstance, svc: VolumeService): void {
     return send(reply, 202);
   });
 
-  // metadata
-  r.get('/volumes/:id/metadata', async (req, reply) => {
-    const v = await vols.visibleVolume(deps, who(req), idOf(req), 'volume:get_volume_metadata');
-    return send(reply, 200, { metadata: v.metadata });
-  });
-  const setMeta = (replace: boolean) => async (req: FastifyRequest, reply: import('fastify').FastifyReply) => {
-    const meta = parseMetadata(member(req.body, 'metadata'));
-    return send(reply, 200, { metadata: await vols.setMetadata(deps, who(req), idOf(req), meta, replace) });
-  };
-  r.post('/volumes/:id/metadata', setMeta(false));
-  r.put('/volumes/:id/metadata', setMeta(true));
-  r.get('/volumes/:id/metadata/:key', async (req, reply) => {
-    const key = (req.params as { key: string }).key;
-    const v = await vols.visibleVolume(deps, who(req), idOf(req), 'volume:get_volume_metadata');
-    if (!(key in v.metadata)) throw err.metadataNotFound(v.id, key);
-    return send(reply, 200, { meta: { [key]: v.metadata[key]! } });
-  });
-  r.put('/volumes/:id/metadata/:key', async (req, reply) => {
-    const key = (req.params as { key: string }).key;
-    const meta = parseMetadata(member(req.body, 'meta'), 'meta');
-    if (Object.keys(meta).length !== 1 || !(key in meta)) throw err.badRequest('Request body and URI mismatch');
-    await vols.setMetadata(deps, who(req), idOf(req), meta, false);
-    return send(reply, 200, { meta });
-  });
-  r.delete('/volumes/:id/metadata/:key', async (req, reply) => {
-    await vols.deleteMetadataKey(deps, who(req), idOf(req), (req.params as { key: string }).key);
-    return send(reply, 200);
+  metadataRoutes(app, '/volumes', {
+    get: async (req, id) => (await vols.visibleVolume(deps, who(req), id, 'volume:get_volume_metadata')).metadata,
+    set: (req, id, meta, replace) => vols.setMetadata(deps, who(req), id, meta, replace),
+    remove: (req, id, key) => vols.deleteMetadataKey(deps, who(req), id, key),
+    notFound: (id, key) => err.metadataNotFound(id, key),
   });
 
   r.post('/volumes/:id/action', async (req, reply) => {
