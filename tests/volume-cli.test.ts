@@ -198,6 +198,42 @@ describe('block storage with the openstack CLI', () => {
     await os('volume', 'delete', 'held');
   });
 
+  test('clone, read-only flag, upload to an image, QoS on a type, pools (scheduler-stats)', async () => {
+    const src = await json('volume', 'create', '--size', '1', 'clonesrc');
+    await settled('volume', String(src.id));
+    const clone = await json('volume', 'create', '--source', 'clonesrc', 'clone1');
+    const c = await settled('volume', String(clone.id));
+    assert.equal(c.status, 'available');
+    assert.equal(c.source_volid, src.id);
+    await os('volume', 'set', '--read-only', 'clone1');
+    assert.equal(((await json('volume', 'show', 'clone1')).properties as Row).readonly, 'True');
+    const up = await json('image', 'create', '--volume', 'clonesrc', '--disk-format', 'qcow2', 'fromvol');
+    const imageId = String(up.image_id ?? up.id);
+    let image: Row = {};
+    for (let i = 0; i < 120; i++) {
+      image = await json('image', 'show', imageId);
+      if (image.status === 'active') break;
+      await new Promise((res) => setTimeout(res, 500));
+    }
+    assert.equal(image.status, 'active', JSON.stringify(image));
+    assert.equal((await settled('volume', String(src.id))).status, 'available');
+    await os('volume', 'qos', 'create', '--consumer', 'front-end', '--property', 'total_iops_sec=500', 'slow');
+    await os('volume', 'type', 'create', 'limited');
+    await os('volume', 'qos', 'associate', 'slow', 'limited');
+    const qos = await json('volume', 'qos', 'show', 'slow');
+    assert.equal((qos.properties as Row).total_iops_sec, '500');
+    assert.match(JSON.stringify(qos.associations), /limited/);
+    assert.match(await openstackFails(env, 'volume', 'qos', 'delete', 'slow'), /still associated/);
+    await os('volume', 'qos', 'disassociate', '--all', 'slow');
+    await os('volume', 'qos', 'delete', 'slow');
+    // OSC 6 has no `volume backend pool list` for API v3: the API directly.
+    const pools = await raw('GET', '/scheduler-stats/get_pools?detail=true');
+    assert.equal(pools.status, 200);
+    assert.match(String(pools.json.pools[0].name), /@local#/);
+    assert.ok(pools.json.pools[0].capabilities.total_capacity_gb > 0);
+    await os('volume', 'delete', 'clone1', 'clonesrc');
+  });
+
   test('quotas: a create beyond the gigabytes quota is 413 with Cinder\'s message; limits show usage', async () => {
     await os('quota', 'set', '--gigabytes', '3', '--volumes', '5', 'vol-other');
     const q = await json('quota', 'show', 'vol-other');

@@ -22,7 +22,9 @@ export function volumeView(req: FastifyRequest, auth: AuthContext, v: VolumeReco
     attachments: x.attachments.filter((a) => a.attach_status === 'attached').map((a) => ({
       id: v.id, attachment_id: a.id, volume_id: v.id, server_id: a.instance_uuid, host_name: a.attached_host, device: a.mountpoint, attached_at: time(a.attach_time),
     })),
-    bootable: v.bootable ? 'true' : 'false', encrypted: v.encrypted, multiattach: v.multiattach, metadata: v.metadata,
+    bootable: v.bootable ? 'true' : 'false', encrypted: v.encrypted, multiattach: v.multiattach,
+    // Cinder shows the readonly admin flag among the metadata.
+    metadata: v.admin_metadata.readonly ? { ...v.metadata, readonly: v.admin_metadata.readonly } : v.metadata,
     snapshot_id: v.snapshot_id, source_volid: v.source_volid, user_id: v.user_id, volume_type: x.typeName, replication_status: 'disabled',
     consistencygroup_id: null, links: links(req, v.project_id, 'volumes', v.id),
   };
