@@ -234,6 +234,36 @@ describe('block storage with the openstack CLI', () => {
     await os('volume', 'delete', 'clone1', 'clonesrc');
   });
 
+  test('server add volume / remove volume: in-use with the server in its attachments, not deletable, available again', async () => {
+    const srv = await json('server', 'create', '--image', 'gureum-tiny', '--flavor', 'm1.tiny', 'volhost');
+    for (let i = 0; i < 240 && (await json('server', 'show', String(srv.id))).status !== 'ACTIVE'; i++) await new Promise((res) => setTimeout(res, 500));
+    const v = await json('volume', 'create', '--size', '1', 'data1');
+    await settled('volume', String(v.id));
+    await os('server', 'add', 'volume', 'volhost', 'data1');
+    let shown: Row = {};
+    for (let i = 0; i < 120; i++) {
+      shown = await json('volume', 'show', 'data1');
+      if (shown.status === 'in-use') break;
+      await new Promise((res) => setTimeout(res, 500));
+    }
+    assert.equal(shown.status, 'in-use', JSON.stringify(shown));
+    const atts = shown.attachments as Row[];
+    assert.equal(atts.length, 1);
+    assert.equal(atts[0]!.server_id, srv.id);
+    assert.match(String(atts[0]!.device), /^\/dev\/vd[b-z]$/);
+    assert.match(await openstackFails(env, 'volume', 'delete', 'data1'), /Invalid volume.*HTTP 400/s);
+    await os('server', 'remove', 'volume', 'volhost', 'data1');
+    for (let i = 0; i < 120; i++) {
+      shown = await json('volume', 'show', 'data1');
+      if (shown.status === 'available') break;
+      await new Promise((res) => setTimeout(res, 500));
+    }
+    assert.equal(shown.status, 'available', JSON.stringify(shown));
+    assert.deepEqual(shown.attachments, []);
+    await os('server', 'delete', '--wait', 'volhost');
+    await os('volume', 'delete', 'data1');
+  });
+
   test('quotas: a create beyond the gigabytes quota is 413 with Cinder\'s message; limits show usage', async () => {
     await os('quota', 'set', '--gigabytes', '3', '--volumes', '5', 'vol-other');
     const q = await json('quota', 'show', 'vol-other');
