@@ -15,7 +15,12 @@ export function volumeSummary(req: FastifyRequest, v: VolumeRecord) {
   return { id: v.id, name: v.name || null, links: links(req, v.project_id, 'volumes', v.id) };
 }
 
-export function volumeView(req: FastifyRequest, auth: AuthContext, v: VolumeRecord, x: VolumeExtras): Record<string, unknown> {
+/**
+ * A volume. `show` (show, detail lists) adds what Cinder's API extensions add to those
+ * (tenant, host and migration attributes, volume_image_metadata); create and update
+ * answers are the view builder's alone, as in Cinder.
+ */
+export function volumeView(req: FastifyRequest, auth: AuthContext, v: VolumeRecord, x: VolumeExtras, show = true): Record<string, unknown> {
   const out: Record<string, unknown> = {
     id: v.id, name: v.name || null, description: v.description || null, status: v.status, size: v.size,
     availability_zone: v.availability_zone, created_at: time(v.created_at), updated_at: time(v.updated_at),
@@ -28,17 +33,18 @@ export function volumeView(req: FastifyRequest, auth: AuthContext, v: VolumeReco
     snapshot_id: v.snapshot_id, source_volid: v.source_volid, user_id: v.user_id, volume_type: x.typeName, replication_status: 'disabled',
     consistencygroup_id: null, links: links(req, v.project_id, 'volumes', v.id),
   };
-  if (Object.keys(v.image_metadata).length) out.volume_image_metadata = v.image_metadata;
-  if (allowed(auth, 'volume_extension:volume_tenant_attribute', { project_id: v.project_id })) out['os-vol-tenant-attr:tenant_id'] = v.project_id;
-  if (allowed(auth, 'volume_extension:volume_host_attribute')) out['os-vol-host-attr:host'] = v.host ? `${v.host}@local#pool` : null;
-  if (allowed(auth, 'volume_extension:volume_mig_status_attribute')) {
-    out['os-vol-mig-status-attr:migstat'] = v.migration_status;
-    out['os-vol-mig-status-attr:name_id'] = null;
-    out.migration_status = v.migration_status;
+  if (allowed(auth, 'volume_extension:volume_mig_status_attribute')) out.migration_status = v.migration_status;
+  if (show) {
+    if (Object.keys(v.image_metadata).length) out.volume_image_metadata = v.image_metadata;
+    if (allowed(auth, 'volume_extension:volume_tenant_attribute', { project_id: v.project_id })) out['os-vol-tenant-attr:tenant_id'] = v.project_id;
+    if (allowed(auth, 'volume_extension:volume_host_attribute')) out['os-vol-host-attr:host'] = v.host ? `${v.host}@local#pool` : null;
+    if (allowed(auth, 'volume_extension:volume_mig_status_attribute')) {
+      out['os-vol-mig-status-attr:migstat'] = v.migration_status;
+      out['os-vol-mig-status-attr:name_id'] = null;
+    }
   }
   if (atLeast(req, '3.13')) out.group_id = v.group_id;
   if (atLeast(req, '3.21') && allowed(auth, 'volume_extension:volume_host_attribute')) out.provider_id = null;
-  if (atLeast(req, '3.47')) out.backup_id = v.backup_id;
   if (atLeast(req, '3.48')) { out.shared_targets = false; out.service_uuid = v.host ? `local-${v.host}` : null; }
   if (atLeast(req, '3.61') && allowed(auth, 'volume_extension:volume_host_attribute')) out.cluster_name = null;
   if (atLeast(req, '3.63')) out.volume_type_id = v.volume_type_id;

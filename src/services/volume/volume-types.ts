@@ -43,13 +43,16 @@ export async function defaultType(deps: VolumeDeps): Promise<VolumeTypeRecord> {
   return t;
 }
 
-export function typeView(auth: AuthContext, t: VolumeTypeRecord): Record<string, unknown> {
+/** A type as Cinder shows it: `show` (show, list) with qos_specs_id for admins, `create` without it, `update` also without the access flag. */
+export function typeView(auth: AuthContext, t: VolumeTypeRecord, kind: 'show' | 'create' | 'update' = 'show'): Record<string, unknown> {
   const admin = allowed(auth, 'volume_extension:types_extra_specs:read_sensitive');
-  return {
-    id: t.id, name: t.name, description: t.description || null, is_public: t.is_public, 'os-volume-type-access:is_public': t.is_public,
+  const out: Record<string, unknown> = {
+    id: t.id, name: t.name, description: t.description || null, is_public: t.is_public,
     extra_specs: admin ? t.extra_specs : Object.fromEntries(Object.entries(t.extra_specs).filter(([k]) => ['multiattach', 'RESKEY:availability_zones', 'replication_enabled'].includes(k))),
-    qos_specs_id: admin ? t.qos_specs_id : undefined,
   };
+  if (kind !== 'update') out['os-volume-type-access:is_public'] = t.is_public;
+  if (kind === 'show' && admin) out.qos_specs_id = t.qos_specs_id;
+  return out;
 }
 
 export async function listTypes(deps: VolumeDeps, auth: AuthContext, isPublic?: boolean | 'all'): Promise<VolumeTypeRecord[]> {

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { err } from '../errors.ts';
-import { isObj, member, optBool, parseMetadata, send, v3, who, type Obj } from '../http.ts';
+import { isObj, links, member, optBool, parseMetadata, send, v3, who, type Obj } from '../http.ts';
 import type { VolumeService } from '../service.ts';
 import * as vt from '../volume-types.ts';
 import type { QosSpecRecord } from '../types.ts';
@@ -34,7 +34,7 @@ export function typeRoutes(app: FastifyInstance, svc: VolumeService): void {
       isPublic: optBool(b['os-volume-type-access:is_public'] ?? b.is_public, 'is_public') ?? true,
       extraSpecs: b.extra_specs === undefined || b.extra_specs === null ? {} : parseMetadata(b.extra_specs, 'extra_specs'),
     });
-    return send(reply, 200, { volume_type: vt.typeView(auth, t) });
+    return send(reply, 200, { volume_type: vt.typeView(auth, t, 'create') });
   });
   r.put('/types/:id', async (req, reply) => {
     const auth = who(req);
@@ -45,7 +45,7 @@ export function typeRoutes(app: FastifyInstance, svc: VolumeService): void {
       name: typeof b.name === 'string' ? b.name : undefined, description: typeof b.description === 'string' ? b.description : undefined,
       isPublic: optBool(b.is_public, 'is_public'),
     });
-    return send(reply, 200, { volume_type: vt.typeView(auth, t) });
+    return send(reply, 200, { volume_type: vt.typeView(auth, t, 'update') });
   });
   r.delete('/types/:id', async (req, reply) => { await vt.deleteType(deps, who(req), idOf(req)); return send(reply, 202); });
 
@@ -95,14 +95,18 @@ export function typeRoutes(app: FastifyInstance, svc: VolumeService): void {
 
   // QoS specs
   r.get('/qos-specs', async (req, reply) => send(reply, 200, { qos_specs: (await vt.listQos(deps, who(req))).map(qosView) }));
-  r.get('/qos-specs/:id', async (req, reply) => send(reply, 200, { qos_specs: qosView(await vt.getQos(deps, who(req), idOf(req))) }));
+  const qosLinks = (req: FastifyRequest, q: QosSpecRecord) => links(req, who(req).projectId ?? '', 'qos-specs', q.id);
+  r.get('/qos-specs/:id', async (req, reply) => {
+    const q = await vt.getQos(deps, who(req), idOf(req));
+    return send(reply, 200, { qos_specs: qosView(q), links: qosLinks(req, q) });
+  });
   r.post('/qos-specs', async (req, reply) => {
     const b = member(req.body, 'qos_specs');
     if (typeof b.name !== 'string') throw err.badField('qos_specs', b, `'name' is a required property`);
     const specs = { ...b };
     delete specs.name;
     const q = await vt.createQos(deps, who(req), b.name, parseMetadata(specs, 'qos_specs'));
-    return send(reply, 200, { qos_specs: qosView(q) });
+    return send(reply, 200, { qos_specs: qosView(q), links: qosLinks(req, q) });
   });
   r.put('/qos-specs/:id', async (req, reply) => {
     const specs = parseMetadata(member(req.body, 'qos_specs'), 'qos_specs');

@@ -31,8 +31,8 @@ const VolumeUpdate = Type.Object({
   metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
 }, { additionalProperties: false });
 
-export async function renderVolume(req: FastifyRequest, svc: VolumeService, v: VolumeRecord) {
-  return volumeView(req, who(req), v, { typeName: await svc.typeName(v.volume_type_id), attachments: await svc.attachmentsOf([v.id]) });
+export async function renderVolume(req: FastifyRequest, svc: VolumeService, v: VolumeRecord, show = true) {
+  return volumeView(req, who(req), v, { typeName: await svc.typeName(v.volume_type_id), attachments: await svc.attachmentsOf([v.id]) }, show);
 }
 
 const ctxOf = (req: FastifyRequest) => ({ auth: who(req), requestId: req.id });
@@ -54,7 +54,7 @@ export function volumeRoutes(app: FastifyInstance, svc: VolumeService): void {
       backupId: atLeast(req, '3.47') ? b.backup_id ?? undefined : undefined,
       multiattach: optBool(b.multiattach, 'multiattach'),
     });
-    return send(reply, 202, { volume: await renderVolume(req, svc, v) });
+    return send(reply, 202, { volume: await renderVolume(req, svc, v, false) });
   });
 
   const list = (detail: boolean) => async (req: FastifyRequest, reply: import('fastify').FastifyReply) => {
@@ -96,7 +96,7 @@ export function volumeRoutes(app: FastifyInstance, svc: VolumeService): void {
       ...(b.description !== undefined || b.display_description !== undefined ? { description: b.description ?? b.display_description ?? '' } : {}),
       ...(b.metadata ? { metadata: parseMetadata(b.metadata) } : {}),
     });
-    return send(reply, 200, { volume: await renderVolume(req, svc, v) });
+    return send(reply, 200, { volume: await renderVolume(req, svc, v, false) });
   });
 
   r.delete('/volumes/:id', async (req, reply) => {
