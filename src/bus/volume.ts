@@ -59,7 +59,16 @@ export interface CreateVolumeReply {
  * the pool's host, TLS with a pre-shared key per export).
  */
 export type VolumeConnection =
-  | { type: 'file'; path: string; format: 'qcow2' | 'raw' }
+  | {
+    type: 'file'; path: string; format: 'qcow2' | 'raw';
+    /**
+     * 'none': open with O_DIRECT (QEMU cache.direct=on, native AIO), what Nova's libvirt
+     * driver picks where the filesystem supports it: no second copy of the data in the host's
+     * page cache, guest flushes reach the disk. 'writeback' (the default): through the page
+     * cache, for filesystems without O_DIRECT (tmpfs).
+     */
+    cache?: 'none' | 'writeback';
+  }
   | { type: 'nbd'; host: string; port: number; exportName: string; tls?: { identity: string; psk: string } };
 
 export interface ExportRequest {

@@ -182,6 +182,12 @@ test('volume QoS becomes QEMU throttling limits; a readonly file volume opens re
     driver: 'qcow2', 'node-name': 'vf-a1b2c3d4000040008000', 'read-only': true,
     file: { driver: 'file', filename: `/pool/${VOL_A}.qcow2`, 'node-name': 'vp-a1b2c3d4000040008000', 'read-only': true },
   });
+  // cache 'none' (the pool's filesystem takes O_DIRECT): direct I/O with native AIO, inherited by the backing chain
+  const direct = { direct: true, 'no-flush': false };
+  assert.deepEqual(volumeBlockdev(fileVol(VOL_A, { connection: { type: 'file', path: `/pool/${VOL_A}.qcow2`, format: 'qcow2', cache: 'none' } })), {
+    driver: 'qcow2', 'node-name': 'vf-a1b2c3d4000040008000', discard: 'unmap', cache: direct,
+    file: { driver: 'file', filename: `/pool/${VOL_A}.qcow2`, 'node-name': 'vp-a1b2c3d4000040008000', discard: 'unmap', cache: direct, aio: 'native' },
+  });
   assert.deepEqual(volumeIds(VOL_A), {
     node: 'vf-a1b2c3d4000040008000', protocol: 'vp-a1b2c3d4000040008000', device: 'vd-a1b2c3d4000040008000', tls: 'vt-a1b2c3d4000040008000',
     overlayPrefix: 'vs-a1b2c3d4000040008000-', serial: 'a1b2c3d4-0000-4000-8',

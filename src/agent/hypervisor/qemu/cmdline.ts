@@ -224,8 +224,8 @@ export function volumeIds(volumeId: string) {
 /** A -blockdev / blockdev-add definition (the subset Gureum uses). */
 export type BlockdevOptions =
   | {
-    driver: 'qcow2' | 'raw'; 'node-name': string; 'read-only'?: boolean; discard?: 'unmap';
-    file: { driver: 'file'; filename: string; 'node-name'?: string; 'read-only'?: boolean; discard?: 'unmap' };
+    driver: 'qcow2' | 'raw'; 'node-name': string; 'read-only'?: boolean; discard?: 'unmap'; cache?: BlockdevCache;
+    file: { driver: 'file'; filename: string; 'node-name'?: string; 'read-only'?: boolean; discard?: 'unmap'; cache?: BlockdevCache; aio?: 'native' | 'threads' };
     /** null: do not open the backing chain the image names (an overlay put on top of a running node by blockdev-snapshot). */
     backing?: null;
   }
@@ -233,6 +233,20 @@ export type BlockdevOptions =
     driver: 'nbd'; 'node-name': string; 'read-only'?: boolean;
     server: { type: 'inet'; host: string; port: string }; export: string; 'tls-creds'?: string; 'reconnect-delay'?: number;
   };
+
+/** Node cache options: direct = O_DIRECT; no-flush false = guest flushes reach the disk. */
+export interface BlockdevCache { direct: boolean; 'no-flush': boolean }
+
+/**
+ * Cache options of a file volume's format and file nodes: with cache 'none', O_DIRECT and
+ * native AIO (QEMU's cache=none, Nova's choice where the filesystem allows it); the format
+ * node's setting is inherited by the backing files QEMU opens below it.
+ */
+export function volumeCacheOptions(c: { cache?: 'none' | 'writeback' }): { format: { cache?: BlockdevCache }; file: { cache?: BlockdevCache; aio?: 'native' } } {
+  if (c.cache !== 'none') return { format: {}, file: {} };
+  const cache = { direct: true, 'no-flush': false };
+  return { format: { cache }, file: { cache, aio: 'native' } };
+}
 
 /** A -object / object-add definition: the TLS client credentials of an NBD volume. */
 export interface TlsPskObject { 'qom-type': 'tls-creds-psk'; id: string; endpoint: 'client'; dir: string; username: string }
@@ -257,7 +271,11 @@ export function volumeBlockdev(vol: VolumeDiskSpec): BlockdevOptions {
     if (!c.path.startsWith('/')) throw new Error(`volume ${vol.volumeId}: the file ${JSON.stringify(c.path)} is not an absolute path`);
     if (c.format !== 'qcow2' && c.format !== 'raw') throw new Error(`volume ${vol.volumeId}: unsupported format ${String(c.format)}`);
     const discard = vol.readonly ? {} : { discard: 'unmap' as const };
-    return { driver: c.format, 'node-name': ids.node, ...ro, ...discard, file: { driver: 'file', filename: c.path, 'node-name': ids.protocol, ...ro, ...discard } };
+    const cache = volumeCacheOptions(c);
+    return {
+      driver: c.format, 'node-name': ids.node, ...ro, ...discard, ...cache.format,
+      file: { driver: 'file', filename: c.path, 'node-name': ids.protocol, ...ro, ...discard, ...cache.file },
+    };
   }
   if (!NBD_HOST.test(c.host)) throw new Error(`volume ${vol.volumeId}: invalid NBD host ${JSON.stringify(c.host)}`);
   if (!Number.isInteger(c.port) || c.port < 1 || c.port > 65535) throw new Error(`volume ${vol.volumeId}: invalid NBD port ${c.port}`);

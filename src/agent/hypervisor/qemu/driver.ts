@@ -35,7 +35,7 @@ import type { HostCapabilities, HypervisorDriver, InstanceSpec, InstanceState, P
 import { convertImage } from '../../storage/disks.ts';
 import {
   freeSlot, instanceFiles, ioThrottle, pskFileContent, qemuArgv, rootVolume, shQuote, tapDeviceArgs, tapIds, volumeBlockdev, volumeDeviceArgs, volumeIds,
-  volumeTlsObject,
+  volumeCacheOptions, volumeTlsObject,
 } from './cmdline.ts';
 import { QmpClient, QmpError, type QmpEvent, type RunState } from './qmp.ts';
 
@@ -1132,14 +1132,15 @@ export class QemuDriver extends EventEmitter implements HypervisorDriver {
       const name = `${ids.overlayPrefix}${(Math.max(0, ...taken) + 1).toString(36)}`;
       const ro = vol.readonly ? { 'read-only': true as const } : { discard: 'unmap' as const };
       const started = Date.now();
-      await m.execute('blockdev-add', { driver: 'qcow2', 'node-name': name, ...ro, file: { driver: 'file', filename: overlayPath, ...ro }, backing: null });
+      const cache = volumeCacheOptions(vol.connection);
+      await m.execute('blockdev-add', { driver: 'qcow2', 'node-name': name, ...ro, ...cache.format, file: { driver: 'file', filename: overlayPath, ...ro, ...cache.file }, backing: null });
       try {
         await m.execute('blockdev-snapshot', { node: top, overlay: name });
       } catch (e) {
         await m.execute('blockdev-del', { 'node-name': name }).catch(() => undefined);
         throw new Error(`live snapshot of volume ${volumeId} on ${uuid} failed: ${(e as Error).message}`);
       }
-      vol.connection = { type: 'file', path: overlayPath, format: 'qcow2' };
+      vol.connection = { ...vol.connection, path: overlayPath, format: 'qcow2' };
       await writeJsonAtomic(this.files(uuid).spec, spec);
       this.log.info({ uuid, volume: volumeId, top: name, previous: top, ms: Date.now() - started }, 'volume snapshotted live');
     });

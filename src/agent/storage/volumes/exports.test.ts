@@ -124,7 +124,7 @@ test('NBD export: PSK-protected, same attachment gets the same connection, snaps
   const pool = newPool('nbd', noLive);
   await pool.start();
   await pool.create('v1', 1, { kind: 'empty' }, log);
-  assert.deepEqual(await pool.export({ volumeId: 'v1', attachmentId: 'a0', instanceHost: 'h1' }, log), { type: 'file', path: pool.topPath('v1'), format: 'qcow2' });
+  assert.deepEqual(await pool.export({ volumeId: 'v1', attachmentId: 'a0', instanceHost: 'h1' }, log), { type: 'file', path: pool.topPath('v1'), format: 'qcow2', cache: 'none' });
 
   const conn = await pool.export({ volumeId: 'v1', attachmentId: 'a1', instanceHost: 'h2' }, log);
   assert.equal(conn.type, 'nbd');

@@ -6,6 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,6 +20,24 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 export function checkId(kind: string, id: string): string {
   if (typeof id !== 'string' || !ID.test(id)) throw new Error(`invalid ${kind} id ${JSON.stringify(id)}`);
   return id;
+}
+
+/**
+ * Whether files in `dir` can be opened with O_DIRECT (ext4, xfs: yes; tmpfs: no), so QEMU
+ * may open volumes there with cache.direct=on, as Nova's libvirt driver checks before it
+ * picks cache=none.
+ */
+export async function directIoSupported(dir: string): Promise<boolean> {
+  const probe = join(dir, `.tmp-odirect-${randomBytes(4).toString('hex')}`);
+  try {
+    const fh = await open(probe, constants.O_CREAT | constants.O_WRONLY | constants.O_DIRECT, 0o600);
+    await fh.close();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await rm(probe, { force: true });
+  }
 }
 
 export async function fsyncPath(path: string): Promise<void> {

@@ -31,7 +31,7 @@ import type { ImageCache, ImageSource } from '../image-cache.ts';
 import type { PoolCapacity, UploadImageRequest, VolumeBackend } from './backend.ts';
 import { backupVolume, deleteBackup, restoreChain } from './backup.ts';
 import {
-  checkId, commitFile, fsyncPath, GiB, Mutex, qemuTool, readQcow2Header, removeDurable, tempBeside, writeFileDurable, writeLocked,
+  checkId, commitFile, directIoSupported, fsyncPath, GiB, Mutex, qemuTool, readQcow2Header, removeDurable, tempBeside, writeFileDurable, writeLocked,
 } from './files.ts';
 import { NbdExports } from './nbd-exports.ts';
 
@@ -53,6 +53,8 @@ export class LocalQcow2Pool implements VolumeBackend {
   private readonly snapDir: string;
   private readonly journalDir: string;
   private readonly nbd: NbdExports;
+  /** The pool's filesystem takes O_DIRECT: volumes are opened with cache 'none' (probed at start). */
+  private direct = false;
   /** Changes to the set of files (create, delete, freeze, GC) run one at a time. */
   private readonly lock = new Mutex();
 
@@ -72,6 +74,8 @@ export class LocalQcow2Pool implements VolumeBackend {
 
   async start(): Promise<void> {
     for (const d of [this.dir, this.snapDir, this.journalDir]) await mkdir(d, { recursive: true, mode: 0o700 });
+    this.direct = await directIoSupported(this.dir);
+    this.nbd.direct = this.direct;
     await this.lock.run(async () => {
       for (const name of await readdir(this.dir)) {
         if (name.startsWith('.tmp-')) await rm(join(this.dir, name), { force: true });
@@ -410,7 +414,7 @@ export class LocalQcow2Pool implements VolumeBackend {
     const top = this.topPath(req.volumeId);
     checkId('attachment', req.attachmentId);
     if (!existsSync(top)) throw new Error(`Volume ${req.volumeId} could not be found in pool ${this.opts.host}.`);
-    if (req.instanceHost === this.opts.host) return { type: 'file', path: top, format: 'qcow2' };
+    if (req.instanceHost === this.opts.host) return { type: 'file', path: top, format: 'qcow2', cache: this.direct ? 'none' : 'writeback' };
     return this.nbd.export(req.volumeId, req.attachmentId, top, log);
   }
 

@@ -60,6 +60,9 @@ function freePort(host: string): Promise<number> {
 export class NbdExports {
   private readonly lock = new Mutex();
 
+  /** Open volumes with O_DIRECT (cache.direct=on, native AIO): the pool's filesystem takes it. */
+  direct = false;
+
   constructor(private readonly opts: { dir: string; hostIp: string; log: Logger }) {}
 
   private exportDir(volumeId: string): string { return join(this.opts.dir, checkId('volume', volumeId)); }
@@ -146,7 +149,7 @@ export class NbdExports {
 
   private spawnDaemon(dir: string, top: string, exportName: string, port: number): Promise<void> {
     const args = [
-      '--blockdev', `driver=qcow2,node-name=vol0,file.driver=file,file.filename=${top}`,
+      '--blockdev', `driver=qcow2,node-name=vol0,file.driver=file,file.filename=${top}${this.direct ? ',cache.direct=on,file.cache.direct=on,file.aio=native' : ''}`,
       '--object', `tls-creds-psk,id=tls0,endpoint=server,dir=${dir}`,
       '--nbd-server', `addr.type=inet,addr.host=${this.opts.hostIp},addr.port=${port},tls-creds=tls0`,
       '--export', `type=nbd,id=exp0,node-name=vol0,name=${exportName},writable=on`,
@@ -210,7 +213,11 @@ export class NbdExports {
     await this.withQmp(volumeId, async (c) => {
       const top = await this.topNode(c);
       const node = `top-${randomBytes(4).toString('hex')}`;
-      await qmp(c, 'blockdev-add', { driver: 'qcow2', 'node-name': node, file: { driver: 'file', filename: overlayPath }, backing: null });
+      const cache = this.direct ? { direct: true, 'no-flush': false } : undefined;
+      await qmp(c, 'blockdev-add', {
+        driver: 'qcow2', 'node-name': node, ...(cache ? { cache } : {}),
+        file: { driver: 'file', filename: overlayPath, ...(cache ? { cache, aio: 'native' } : {}) }, backing: null,
+      });
       try {
         await qmp(c, 'blockdev-snapshot', { node: top, overlay: node });
       } catch (e) {
