@@ -112,7 +112,7 @@ export async function rollDetach(deps: VolumeDeps, volumeId: string): Promise<vo
 }
 
 /** Unexport and remove the attachment; the volume becomes available when none is left (else in-use). Idempotent. */
-export async function remove(deps: VolumeDeps, attachmentId: string, log: Logger): Promise<void> {
+export async function remove(deps: VolumeDeps, attachmentId: string, log: Logger, force = false): Promise<void> {
   const a = await store.getAttachment(deps.db, attachmentId);
   if (!a) return;
   const v = await store.getVolume(deps.db, a.volume_id);
@@ -127,8 +127,9 @@ export async function remove(deps: VolumeDeps, attachmentId: string, log: Logger
     const left = await store.attachmentsOf(trx, { volumeIds: [a.volume_id] });
     const attached = left.some((x) => x.attach_status === 'attached');
     const status = attached ? 'in-use' : left.length ? (left.some((x) => x.attach_status === 'attaching') ? 'attaching' : 'reserved') : 'available';
+    // A force detach (admin) settles the volume whatever status it was reset to.
     await store.updateVolume(trx, a.volume_id, { status, attach_status: attached ? 'attached' : 'detached' },
-      ['reserved', 'attaching', 'in-use', 'detaching', 'available', 'error_attaching', 'error_detaching']);
+      force ? undefined : ['reserved', 'attaching', 'in-use', 'detaching', 'available', 'error_attaching', 'error_detaching']);
   });
   log.info({ volume: a.volume_id, attachment: attachmentId }, 'volume attachment removed');
 }
@@ -224,13 +225,13 @@ export async function osAttach(deps: VolumeDeps, auth: AuthContext, volumeId: st
   await complete(deps, rec.id, f.mountpoint);
 }
 
-export async function osDetach(deps: VolumeDeps, auth: AuthContext, volumeId: string, attachmentId: string | undefined, log: Logger): Promise<void> {
+export async function osDetach(deps: VolumeDeps, auth: AuthContext, volumeId: string, attachmentId: string | undefined, log: Logger, force = false): Promise<void> {
   await visibleVolume(deps, auth, volumeId, 'volume:detach');
   const all = await store.attachmentsOf(deps.db, { volumeIds: [volumeId] });
   if (attachmentId === undefined && all.length > 1) throw err.invalidVolume('Detach volume failed: More than one attachment, but no attachment_id provided.');
   const a = attachmentId ? all.find((x) => x.id === attachmentId) : all[0];
   if (!a) throw err.attachmentNotFound(attachmentId ?? volumeId);
-  await remove(deps, a.id, log);
+  await remove(deps, a.id, log, force);
 }
 
 export async function osTerminate(deps: VolumeDeps, auth: AuthContext, volumeId: string, connector: Record<string, Json>, log: Logger): Promise<void> {

@@ -44,7 +44,7 @@ export async function createBackup(o: VolumeOps, ctx: Ctx, f: { volumeId: string
   const t = store.now();
   const b: BackupRecord = {
     id: randomUUID(), project_id: v.project_id, user_id: ctx.auth.userId, volume_id: v.id, snapshot_id: f.snapshotId ?? null,
-    name: f.name ?? '', description: f.description ?? '', status: 'creating', size: v.size, object_count: 0, container: dir, parent_id: parentId,
+    name: f.name ?? '', description: f.description ?? '', status: 'creating', size: v.size, object_count: 0, container: f.container ?? 'volumebackups', parent_id: parentId,
     is_incremental: parentId !== null, availability_zone: v.availability_zone, host: v.host, restore_volume_id: null, metadata: f.metadata ?? {},
     fail_reason: null, data_timestamp: t, created_at: t, updated_at: t,
   };

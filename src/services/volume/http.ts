@@ -3,7 +3,7 @@ import type { Static, TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { compare, negotiate, parseMicroversion, type Microversion } from '../../api/microversion.ts';
 import type { AuthContext } from '../../api/context.ts';
-import { err } from './errors.ts';
+import { CinderError, err } from './errors.ts';
 import { caller } from './policy.ts';
 
 /**
@@ -200,11 +200,13 @@ export function page<T extends { id: string }>(items: T[], q: ListQuery, maxLimi
   let start = q.offset ?? 0;
   if (q.marker !== undefined) {
     const i = sorted.findIndex((x) => x.id === q.marker);
-    if (i < 0) throw err.invalidInput(`marker [${q.marker}] not found`);
+    if (i < 0) throw new CinderError(404, `Marker ${q.marker} could not be found.`, 'MarkerNotFound');
     start = i + 1;
   }
   const limit = Math.min(q.limit ?? maxLimit, maxLimit);
-  return { items: sorted.slice(start, start + limit), more: start + limit < sorted.length };
+  const slice = sorted.slice(start, start + limit);
+  // Cinder links a next page whenever a page is full (the next one may be empty).
+  return { items: slice, more: start + limit < sorted.length || (q.limit !== undefined && limit > 0 && slice.length === limit) };
 }
 
 /** The `<collection>_links` next link of a page that has more. */

@@ -302,10 +302,11 @@ export class VolumeManager {
 
   // ---- backups ----
 
-  /** Where a backup lives: the directory of its pool host (kept in the row's container). */
+  /** Where a backup lives: the backup directory its host's pool reports (the row's host; `container` is only Cinder's label). */
   target(b: BackupRecord): BackupTarget {
-    if (!b.container) throw new Error(`backup ${b.id} has no target`);
-    return { kind: 'directory', path: b.container };
+    const dir = b.host ? this.backupDirs.get(b.host) : undefined;
+    if (!dir) throw new Error(`the backup directory of host ${b.host ?? '?'} is not known yet (its pool has not reported)`);
+    return { kind: 'directory', path: dir };
   }
 
   /** full → ... → b */
@@ -352,7 +353,7 @@ export class VolumeManager {
       const b = await store.getBackup(this.deps.db, backupId);
       if (!b || b.status !== 'deleting') return;
       try {
-        if (b.host && b.container) await this.request(b.host, 'backupDelete', { backupId, target: this.target(b) }, requestId, true);
+        if (b.host) await this.request(b.host, 'backupDelete', { backupId, target: this.target(b) }, requestId, true);
         await this.deps.db.deleteFrom('volume_backups').where('id', '=', backupId).execute();
         log.info('backup deleted');
       } catch (e) {

@@ -67,12 +67,16 @@ export function attachmentView(auth: AuthContext, a: AttachmentRecord, detail: b
   return { ...base, attached_at: time(a.attach_time), detached_at: time(a.detach_time), attach_mode: a.attach_mode, connection_info: safeConnection(auth, a.connection_info) ?? {} };
 }
 
-export function snapshotView(req: FastifyRequest, auth: AuthContext, s: SnapshotRecord): Record<string, unknown> {
+/** A snapshot; `show` (show, detail lists) adds the os-extended-snapshot-attributes Cinder's extension adds there. */
+export function snapshotView(req: FastifyRequest, auth: AuthContext, s: SnapshotRecord, show = true): Record<string, unknown> {
   const out: Record<string, unknown> = {
     id: s.id, name: s.name || null, description: s.description || null, status: s.status, size: s.size, volume_id: s.volume_id,
     created_at: time(s.created_at), updated_at: time(s.updated_at), metadata: s.metadata,
-    'os-extended-snapshot-attributes:progress': s.progress, 'os-extended-snapshot-attributes:project_id': s.project_id,
   };
+  if (show) {
+    out['os-extended-snapshot-attributes:progress'] = s.progress;
+    out['os-extended-snapshot-attributes:project_id'] = s.project_id;
+  }
   if (atLeast(req, '3.41')) out.user_id = s.user_id;
   if (atLeast(req, '3.65')) out.consumes_quota = true;
   void auth;

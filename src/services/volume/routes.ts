@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { ServiceMount } from '../../api/server.ts';
-import { cinderError } from './errors.ts';
+import { CinderError, cinderError } from './errors.ts';
 import { installMicroversions, MAX_VERSION, MIN_VERSION, send, volumeBase } from './http.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { attachmentRoutes } from './routes/attachments.ts';
@@ -31,6 +31,10 @@ export function volumeMount(svc: VolumeService): ServiceMount {
     formatError: cinderError,
     routes: (app) => {
       installMicroversions(app);
+      // `/volumes/` is a show with an empty id in Cinder (404), not the list the router's trailing-slash rule would give.
+      app.addHook('onRequest', async (req) => {
+        if (/\/(volumes|snapshots|backups|types|attachments)\/$/.test(req.url.split('?')[0]!)) throw new CinderError(404, 'The resource could not be found.', 'NotFound');
+      });
       app.get('/', { config: { auth: false } }, async (req, reply) => send(reply, 300, { versions: [versionDoc(req)] }));
       app.get('/v3', { config: { auth: false } }, async (req, reply) => send(reply, 200, { versions: [versionDoc(req)] }));
       volumeRoutes(app, svc);

@@ -11,6 +11,10 @@ import { VOLUME_FILTERS } from '../volumes.ts';
  * scheduler-stats/get_pools, resource_filters (3.33) and the extension list.
  */
 
+const VENDOR = 'Gureum';
+const DRIVER_VERSION = '1.0';
+const PROTOCOL = 'NBD';
+
 const projectOf = (req: FastifyRequest) => (req.params as { target: string }).target;
 
 export function adminRoutes(app: FastifyInstance, svc: VolumeService): void {
@@ -66,7 +70,7 @@ export function adminRoutes(app: FastifyInstance, svc: VolumeService): void {
         const common = { zone: az, status: p.enabled ? 'enabled' : 'disabled', state, updated_at: `${p.last_seen.slice(0, 23)}000`, disabled_reason: p.disabled_reason };
         return [{ binary: 'cinder-volume', host: `${p.host}@local`, ...common }, { binary: 'cinder-backup', host: p.host, ...common }];
       }),
-    ].filter((s) => (typeof q.binary !== 'string' || s.binary === q.binary) && (typeof q.host !== 'string' || s.host === q.host));
+    ].filter((s) => (typeof q.binary !== 'string' || s.binary === q.binary) && (typeof q.host !== 'string' || s.host === q.host || s.host.split('@')[0] === q.host));
     return send(reply, 200, { services });
   });
   r.put('/os-services/:action', async (req, reply) => {
@@ -78,10 +82,54 @@ export function adminRoutes(app: FastifyInstance, svc: VolumeService): void {
     if (!host) throw err.badRequest('Missing required element \'host\' in request body.');
     if (!['enable', 'disable', 'disable-log-reason'].includes(action)) throw err.badRequest(`Unknown action ${action}`);
     const enabled = action === 'enable';
-    const reason = action === 'disable-log-reason' && typeof b.disabled_reason === 'string' ? b.disabled_reason : null;
+    if (action === 'disable-log-reason' && (typeof b.disabled_reason !== 'string' || b.disabled_reason.trim() === '' || b.disabled_reason.length > 255)) {
+      throw err.invalidInput('Disabled reason contains invalid characters or is too long');
+    }
+    const reason = action === 'disable-log-reason' ? String(b.disabled_reason) : null;
     const res = await deps.db.updateTable('volume_pools').set({ enabled: enabled ? 1 : 0, disabled_reason: reason }).where('host', '=', host).executeTakeFirst();
     if (Number(res.numUpdatedRows) === 0) throw new CinderError(404, `Service ${String(b.host)} could not be found.`, 'ServiceNotFound');
     return send(reply, 200, { host: b.host, binary: b.binary ?? 'cinder-volume', status: enabled ? 'enabled' : 'disabled', ...(reason ? { disabled_reason: reason } : {}) });
+  });
+
+  // Cinder's os-hosts (admin): the volume hosts, and one host's totals.
+  r.get('/os-hosts', async (req, reply) => {
+    authorize(who(req), 'volume_extension:hosts');
+    const cutoff = Date.now() - deps.cfg.serviceDownTimeSec * 1000;
+    return send(reply, 200, { hosts: (await svc.manager.poolStates()).map((p) => ({
+      host_name: `${p.host}@local`, service: 'cinder-volume', zone: deps.cfg.availabilityZone,
+      'service-status': Date.parse(p.last_seen) >= cutoff ? 'available' : 'unavailable', 'service-state': p.enabled ? 'enabled' : 'disabled',
+      'last-update': `${p.last_seen.slice(0, 23)}000`,
+    })) });
+  });
+  r.get('/os-hosts/:host', async (req, reply) => {
+    authorize(who(req), 'volume_extension:hosts');
+    const name = (req.params as { host: string }).host;
+    const host = name.split('@')[0]!.split('#')[0]!;
+    if (!(await svc.manager.poolStates()).some((p) => p.host === host)) throw new CinderError(404, `Host ${name} could not be found.`, 'HostNotFound');
+    const vols = await deps.db.selectFrom('volumes').select(['id', 'project_id', 'size']).where('host', '=', host).execute();
+    const snaps = await deps.db.selectFrom('volume_snapshots').innerJoin('volumes', 'volumes.id', 'volume_snapshots.volume_id')
+      .select(['volume_snapshots.project_id as project_id', 'volume_snapshots.size as size']).where('volumes.host', '=', host).execute();
+    const row = (project: string, v: { size: number }[], s: { size: number }[]) => ({ resource: {
+      host: name, project, volume_count: String(v.length), total_volume_gb: String(v.reduce((a, x) => a + x.size, 0)),
+      snapshot_count: String(s.length), total_snapshot_gb: String(s.reduce((a, x) => a + x.size, 0)),
+    } });
+    const projects = [...new Set([...vols.map((v) => v.project_id), ...snaps.map((x) => x.project_id)])];
+    return send(reply, 200, { host: [row('(total)', vols, snaps), ...projects.map((p) => row(p, vols.filter((v) => v.project_id === p), snaps.filter((x) => x.project_id === p)))] });
+  });
+
+  r.get('/capabilities/:host', async (req, reply) => {
+    authorize(who(req), 'volume_extension:capabilities');
+    const name = (req.params as { host: string }).host;
+    const pool = (await svc.manager.poolStates()).find((p) => p.host === name.split('@')[0]!.split('#')[0]);
+    if (!pool) throw new CinderError(404, `Host ${name} could not be found.`, 'HostNotFound');
+    return send(reply, 200, {
+      namespace: 'OS::Storage::Capabilities::local', vendor_name: VENDOR, volume_backend_name: pool.backend, pool_name: pool.pool, driver_version: DRIVER_VERSION,
+      storage_protocol: PROTOCOL, display_name: null, description: null, visibility: null, replication_targets: [],
+      properties: {
+        thin_provisioning: { title: 'Thin Provisioning', description: 'Volumes are thin (qcow2) and clones copy-on-write.', type: 'boolean' },
+        multiattach: { title: 'Multi-attach', description: 'A volume may be attached to several servers.', type: 'boolean' },
+      },
+    });
   });
 
   r.get('/scheduler-stats/get_pools', async (req, reply) => {
@@ -91,7 +139,7 @@ export function adminRoutes(app: FastifyInstance, svc: VolumeService): void {
     return send(reply, 200, { pools: pools.map((p) => ({
       name: `${p.host}@local#${p.pool}`,
       ...(detail ? { capabilities: {
-        volume_backend_name: p.backend, vendor_name: 'Gureum', driver_version: '1.0', storage_protocol: 'NBD', total_capacity_gb: p.total_gb,
+        volume_backend_name: p.backend, vendor_name: VENDOR, driver_version: DRIVER_VERSION, storage_protocol: PROTOCOL, total_capacity_gb: p.total_gb,
         free_capacity_gb: p.free_gb, provisioned_capacity_gb: p.provisioned_gb + p.pendingGb, allocated_capacity_gb: p.provisioned_gb,
         max_over_subscription_ratio: String(deps.cfg.overSubscriptionRatio), reserved_percentage: deps.cfg.reservedPercentage,
         thin_provisioning_support: true, thick_provisioning_support: false, multiattach: true, pool_name: p.pool, timestamp: p.last_seen,
@@ -119,7 +167,7 @@ export function adminRoutes(app: FastifyInstance, svc: VolumeService): void {
       ext('os-admin-actions', 'AdminActions'), ext('os-vol-host-attr', 'VolumeHostAttribute'), ext('os-vol-tenant-attr', 'VolumeTenantAttribute'),
       ext('os-vol-mig-status-attr', 'VolumeMigStatusAttribute'), ext('os-vol-image-meta', 'VolumeImageMetadata'), ext('backups', 'Backups'),
       ext('os-volume-transfer', 'VolumeTransfer'), ext('scheduler-stats', 'Scheduler_stats'), ext('os-extended-snapshot-attributes', 'ExtendedSnapshotAttributes'),
-      ext('os-snapshot-actions', 'SnapshotActions'), ext('os-used-limits', 'UsedLimits'),
+      ext('os-snapshot-actions', 'SnapshotActions'), ext('os-used-limits', 'UsedLimits'), ext('os-hosts', 'Hosts'), ext('capabilities', 'Capabilities'),
     ] });
   });
 }

@@ -24,6 +24,7 @@ export function backupRoutes(app: FastifyInstance, svc: VolumeService): void {
       volumeId: b.volume_id, name: optText(b.name, 'name'), description: optText(b.description, 'description'),
       incremental: optBool(b.incremental, 'incremental') ?? false, force: optBool(b.force, 'force') ?? false,
       snapshotId: optText(b.snapshot_id, 'snapshot_id'), metadata: b.metadata ? parseMetadata(b.metadata) : undefined,
+      container: optText(b.container, 'container'),
     });
     return send(reply, 202, { backup: { id: rec.id, name: rec.name || null, links: (await view(req, rec, false)).links } });
   });
@@ -42,7 +43,7 @@ export function backupRoutes(app: FastifyInstance, svc: VolumeService): void {
     const rec = await backups.updateBackup(deps, who(req), idOf(req), {
       name: optText(b.name, 'name'), description: optText(b.description, 'description'), metadata: b.metadata ? parseMetadata(b.metadata) : undefined,
     });
-    return send(reply, 200, { backup: await view(req, rec) });
+    return send(reply, 200, { backup: await view(req, rec, false) });
   });
   r.delete('/backups/:id', async (req, reply) => {
     await backups.deleteBackup(svc.ops, { auth: who(req), requestId: req.id }, idOf(req), optBool((req.query as Obj).force, 'force') ?? false);

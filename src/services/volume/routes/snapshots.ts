@@ -15,12 +15,14 @@ export function snapshotRoutes(app: FastifyInstance, svc: VolumeService): void {
   const deps = svc.deps;
   r.post('/snapshots', async (req, reply) => {
     const b = member(req.body, 'snapshot');
+    // Cinder looks a null volume_id up (404); a missing one fails the schema (400).
+    if (b.volume_id === null) throw err.volumeNotFound('None');
     if (typeof b.volume_id !== 'string') throw err.badField('snapshot', b, `'volume_id' is a required property`);
     const s = await snaps.createSnapshot(svc.ops, { auth: who(req), requestId: req.id }, {
       volumeId: b.volume_id, name: text(b, 'name', 'display_name'), description: text(b, 'description', 'display_description'),
       force: optBool(b.force, 'force') ?? false, metadata: b.metadata ? parseMetadata(b.metadata) : undefined,
     }, atLeast(req, '3.66'));
-    return send(reply, 202, { snapshot: snapshotView(req, who(req), s) });
+    return send(reply, 202, { snapshot: snapshotView(req, who(req), s, false) });
   });
   const list = (detail: boolean) => async (req: FastifyRequest, reply: FastifyReply) => {
     const auth = who(req);
@@ -36,7 +38,7 @@ export function snapshotRoutes(app: FastifyInstance, svc: VolumeService): void {
   r.put('/snapshots/:id', async (req, reply) => {
     const b = member(req.body, 'snapshot');
     const s = await snaps.updateSnapshot(deps, who(req), idOf(req), { name: text(b, 'name', 'display_name'), description: text(b, 'description', 'display_description') });
-    return send(reply, 200, { snapshot: snapshotView(req, who(req), s) });
+    return send(reply, 200, { snapshot: snapshotView(req, who(req), s, false) });
   });
   r.delete('/snapshots/:id', async (req, reply) => { await snaps.deleteSnapshot(svc.ops, { auth: who(req), requestId: req.id }, idOf(req)); return send(reply, 202); });
 

@@ -55,7 +55,8 @@ export function typeRoutes(app: FastifyInstance, svc: VolumeService): void {
   });
   r.post('/types/:id/extra_specs', async (req, reply) => {
     const specs = parseMetadata(member(req.body, 'extra_specs'), 'extra_specs');
-    return send(reply, 200, { extra_specs: await vt.setExtraSpecs(deps, who(req), idOf(req), specs) });
+    await vt.setExtraSpecs(deps, who(req), idOf(req), specs);
+    return send(reply, 200, { extra_specs: specs });
   });
   r.get('/types/:id/extra_specs/:key', async (req, reply) => {
     const auth = who(req);

@@ -188,7 +188,7 @@ export function volumeRoutes(app: FastifyInstance, svc: VolumeService): void {
       case 'os-force_detach': {
         const v = await vols.visibleVolume(deps, auth, id);
         authorize(auth, 'volume_extension:volume_admin_actions:force_detach', { project_id: v.project_id });
-        await att.osDetach(deps, auth, id, typeof args.attachment_id === 'string' ? args.attachment_id : undefined, req.log);
+        await att.osDetach(deps, auth, id, typeof args.attachment_id === 'string' ? args.attachment_id : undefined, req.log, true);
         return send(reply, 202);
       }
       default: throw err.badRequest(`There is no such action: ${action}`);
