@@ -229,6 +229,11 @@ export async function osDetach(deps: VolumeDeps, auth: AuthContext, volumeId: st
   await visibleVolume(deps, auth, volumeId, 'volume:detach');
   const all = await store.attachmentsOf(deps.db, { volumeIds: [volumeId] });
   if (attachmentId === undefined && all.length > 1) throw err.invalidVolume('Detach volume failed: More than one attachment, but no attachment_id provided.');
+  if (attachmentId === undefined && all.length === 0) {
+    // Cinder: "volume detach called, but volume not attached" — nothing to undo; the volume is settled available.
+    await store.updateVolume(deps.db, volumeId, { status: 'available', attach_status: 'detached' }, ['in-use', 'detaching', 'attaching', 'reserved']);
+    return;
+  }
   const a = attachmentId ? all.find((x) => x.id === attachmentId) : all[0];
   if (!a) throw err.attachmentNotFound(attachmentId ?? volumeId);
   await remove(deps, a.id, log, force);

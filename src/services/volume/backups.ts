@@ -15,6 +15,17 @@ import { createVolume, visibleVolume, type Ctx, type VolumeOps } from './volumes
  * restore goes to a new volume or over an available one (restoring-backup).
  */
 
+/** The backed-up volume's metadata, kept with the backup (Cinder's backup metadata object) and given back on restore; never shown. */
+export const VOLUME_METADATA_KEY = 'gureum:volume_metadata';
+export function volumeMetadataOf(b: BackupRecord): Record<string, string> {
+  try { return JSON.parse(b.metadata[VOLUME_METADATA_KEY] ?? '{}') as Record<string, string>; } catch { return {}; }
+}
+export function userMetadataOf(b: BackupRecord): Record<string, string> {
+  const out = { ...b.metadata };
+  delete out[VOLUME_METADATA_KEY];
+  return out;
+}
+
 export async function visibleBackup(deps: VolumeDeps, auth: AuthContext, id: string, action = 'backup:get'): Promise<BackupRecord> {
   const b = await store.getBackup(deps.db, id);
   if (!b || (!isAdmin(auth) && b.project_id !== auth.projectId)) throw err.backupNotFound(id);
@@ -45,7 +56,8 @@ export async function createBackup(o: VolumeOps, ctx: Ctx, f: { volumeId: string
   const b: BackupRecord = {
     id: randomUUID(), project_id: v.project_id, user_id: ctx.auth.userId, volume_id: v.id, snapshot_id: f.snapshotId ?? null,
     name: f.name ?? '', description: f.description ?? '', status: 'creating', size: v.size, object_count: 0, container: f.container ?? 'volumebackups', parent_id: parentId,
-    is_incremental: parentId !== null, availability_zone: v.availability_zone, host: v.host, restore_volume_id: null, metadata: f.metadata ?? {},
+    is_incremental: parentId !== null, availability_zone: v.availability_zone, host: v.host, restore_volume_id: null,
+    metadata: { ...f.metadata ?? {}, [VOLUME_METADATA_KEY]: JSON.stringify(v.metadata) },
     fail_reason: null, data_timestamp: t, created_at: t, updated_at: t,
   };
   await deps.db.transaction().execute(async (trx) => {
@@ -85,7 +97,7 @@ export async function restoreBackup(o: VolumeOps, ctx: Ctx, id: string, f: { vol
   const b = await visibleBackup(deps, ctx.auth, id, 'backup:restore');
   if (b.status !== 'available') throw err.invalidBackup(`Backup status must be available but is ${b.status}.`);
   if (!f.volumeId) {
-    const v = await createVolume(o, ctx, { size: b.size, name: f.name ?? `restore_backup_${b.id}`, backupId: b.id });
+    const v = await createVolume(o, ctx, { size: b.size, name: f.name ?? `restore_backup_${b.id}`, backupId: b.id, metadata: volumeMetadataOf(b) });
     return { backup_id: b.id, volume_id: v.id, volume_name: v.name };
   }
   const v = await visibleVolume(deps, ctx.auth, f.volumeId, 'volume:update');
@@ -110,6 +122,7 @@ export async function resetBackupStatus(deps: VolumeDeps, auth: AuthContext, id:
 
 export async function updateBackup(deps: VolumeDeps, auth: AuthContext, id: string, f: { name?: string; description?: string; metadata?: Record<string, string> }): Promise<BackupRecord> {
   const b = await visibleBackup(deps, auth, id, 'backup:update');
-  await store.updateBackup(deps.db, id, f);
-  return { ...b, ...f, metadata: f.metadata ?? b.metadata };
+  const metadata = f.metadata ? { ...f.metadata, [VOLUME_METADATA_KEY]: b.metadata[VOLUME_METADATA_KEY] ?? '{}' } : b.metadata;
+  await store.updateBackup(deps.db, id, { ...f, metadata });
+  return { ...b, ...f, metadata };
 }

@@ -1,6 +1,7 @@
 import { BusTimeout, type Subject } from '../../bus/index.ts';
 import { VolumePoolReported, volumeSubjects, type BackupPiece, type BackupTarget, type VolumePoolReport, type VolumeSource } from '../../bus/volume.ts';
 import type { Logger } from '../../common/logger.ts';
+import { volumeMetadataOf } from './backups.ts';
 import { choosePool, type PoolState } from './scheduler.ts';
 import * as store from './store.ts';
 import type { BackupRecord, VolumeDeps, VolumeRecord } from './types.ts';
@@ -376,7 +377,7 @@ export class VolumeManager {
       }
       try {
         await this.request(v.host, 'restore', { volumeId, chain: await this.chain(b), target: this.target(b) }, requestId, true);
-        await store.updateVolume(this.deps.db, volumeId, { status: 'available' }, ['restoring-backup']);
+        await store.updateVolume(this.deps.db, volumeId, { status: 'available', metadata: { ...v.metadata, ...volumeMetadataOf(b) } }, ['restoring-backup']);
         log.info('backup restored');
       } catch (e) {
         const reason = e instanceof Error ? e.message : String(e);

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { AuthContext } from '../../api/context.ts';
 import { atLeast, links } from './http.ts';
+import { userMetadataOf } from './backups.ts';
 import { allowed } from './policy.ts';
 import type { AttachmentRecord, BackupRecord, Json, SnapshotRecord, TransferRecord, VolumeRecord } from './types.ts';
 
@@ -93,7 +94,7 @@ export function backupView(req: FastifyRequest, auth: AuthContext, b: BackupReco
     has_dependent_backups: hasDependents,
   };
   if (atLeast(req, '3.18') && allowed(auth, 'backup:backup_project_attribute')) out['os-backup-project-attr:project_id'] = b.project_id;
-  if (atLeast(req, '3.43')) out.metadata = b.metadata;
+  if (atLeast(req, '3.43')) out.metadata = userMetadataOf(b);
   if (atLeast(req, '3.56')) out.user_id = b.user_id;
   if (atLeast(req, '3.64')) out.encryption_key_id = null;
   return out;

@@ -83,6 +83,17 @@ export async function resetSnapshotStatus(deps: VolumeDeps, auth: AuthContext, i
   await store.updateSnapshot(deps.db, id, { status });
 }
 
+/** os-update_snapshot_status (Nova's assisted snapshots): Cinder's allowed moves only. */
+const STATUS_MOVES: Record<string, string[]> = { creating: ['creating', 'available', 'error'], deleting: ['deleting', 'error_deleting'] };
+export async function updateSnapshotStatus(deps: VolumeDeps, auth: AuthContext, id: string, status: string, progress?: string): Promise<void> {
+  const s = await store.getSnapshot(deps.db, id);
+  if (!s) throw err.snapshotNotFound(id);
+  authorize(auth, 'snapshot_extension:snapshot_actions:update_snapshot_status', { project_id: s.project_id });
+  if (!(STATUS_MOVES[s.status] ?? []).includes(status)) throw err.invalidSnapshot(`Snapshot status ${s.status} not allowed for update_snapshot_status`);
+  if (progress !== undefined && !/^\d{1,3}%$/.test(progress)) throw err.invalidInput(`Invalid progress value: ${progress}`);
+  await store.updateSnapshot(deps.db, id, { status, ...(progress !== undefined ? { progress } : {}) }, [s.status]);
+}
+
 export async function forceDeleteSnapshot(o: VolumeOps, ctx: Ctx, id: string): Promise<void> {
   const s = await store.getSnapshot(o.deps.db, id);
   if (!s) throw err.snapshotNotFound(id);

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CinderError, err } from '../errors.ts';
 import { isObj, member, optBool, send, v3, who, type Obj } from '../http.ts';
 import { authorize } from '../policy.ts';
+import { time } from '../render.ts';
 import * as quotas from '../quotas.ts';
 import type { VolumeService } from '../service.ts';
 import { VOLUME_FILTERS } from '../volumes.ts';
@@ -20,6 +21,18 @@ const projectOf = (req: FastifyRequest) => (req.params as { target: string }).ta
 export function adminRoutes(app: FastifyInstance, svc: VolumeService): void {
   const r = v3(app);
   const deps = svc.deps;
+
+  /** Cinder's services: the scheduler (this controller), and a volume and a backup service per reporting pool. */
+  async function serviceRows() {
+    const cutoff = Date.now() - deps.cfg.serviceDownTimeSec * 1000;
+    const zone = deps.cfg.availabilityZone;
+    const rows = [{ binary: 'cinder-scheduler', host: 'controller', zone, enabled: true, up: true, updatedAt: time(new Date().toISOString())!, disabledReason: null as string | null }];
+    for (const p of await svc.manager.poolStates()) {
+      const common = { zone, enabled: p.enabled === 1, up: Date.parse(p.last_seen) >= cutoff, updatedAt: time(p.last_seen)!, disabledReason: p.disabled_reason };
+      rows.push({ binary: 'cinder-volume', host: `${p.host}@local`, ...common }, { binary: 'cinder-backup', host: p.host, ...common });
+    }
+    return rows;
+  }
 
   r.get('/os-quota-sets/:target', async (req, reply) => {
     const usage = optBool((req.query as Obj).usage, 'usage') ?? false;
@@ -56,22 +69,13 @@ export function adminRoutes(app: FastifyInstance, svc: VolumeService): void {
   });
 
   r.get('/os-services', async (req, reply) => {
-    const auth = who(req);
-    authorize(auth, 'volume_extension:services:index');
+    authorize(who(req), 'volume_extension:services:index');
     const q = req.query as Obj;
-    const pools = await svc.manager.poolStates();
-    const cutoff = Date.now() - deps.cfg.serviceDownTimeSec * 1000;
-    const az = deps.cfg.availabilityZone;
-    const now = new Date().toISOString().slice(0, 23) + '000';
-    const services = [
-      { binary: 'cinder-scheduler', host: 'controller', zone: az, status: 'enabled', state: 'up', updated_at: now, disabled_reason: null },
-      ...pools.flatMap((p) => {
-        const state = Date.parse(p.last_seen) >= cutoff ? 'up' : 'down';
-        const common = { zone: az, status: p.enabled ? 'enabled' : 'disabled', state, updated_at: `${p.last_seen.slice(0, 23)}000`, disabled_reason: p.disabled_reason };
-        return [{ binary: 'cinder-volume', host: `${p.host}@local`, ...common }, { binary: 'cinder-backup', host: p.host, ...common }];
-      }),
-    ].filter((s) => (typeof q.binary !== 'string' || s.binary === q.binary) && (typeof q.host !== 'string' || s.host === q.host || s.host.split('@')[0] === q.host));
-    return send(reply, 200, { services });
+    const services = (await serviceRows()).filter((s) =>
+      (typeof q.binary !== 'string' || s.binary === q.binary) && (typeof q.host !== 'string' || s.host === q.host || s.host.split('@')[0] === q.host));
+    return send(reply, 200, { services: services.map((s) => ({
+      binary: s.binary, host: s.host, zone: s.zone, status: s.enabled ? 'enabled' : 'disabled', state: s.up ? 'up' : 'down', updated_at: s.updatedAt, disabled_reason: s.disabledReason,
+    })) });
   });
   r.put('/os-services/:action', async (req, reply) => {
     const auth = who(req);
@@ -94,11 +98,8 @@ export function adminRoutes(app: FastifyInstance, svc: VolumeService): void {
   // Cinder's os-hosts (admin): the volume hosts, and one host's totals.
   r.get('/os-hosts', async (req, reply) => {
     authorize(who(req), 'volume_extension:hosts');
-    const cutoff = Date.now() - deps.cfg.serviceDownTimeSec * 1000;
-    return send(reply, 200, { hosts: (await svc.manager.poolStates()).map((p) => ({
-      host_name: `${p.host}@local`, service: 'cinder-volume', zone: deps.cfg.availabilityZone,
-      'service-status': Date.parse(p.last_seen) >= cutoff ? 'available' : 'unavailable', 'service-state': p.enabled ? 'enabled' : 'disabled',
-      'last-update': `${p.last_seen.slice(0, 23)}000`,
+    return send(reply, 200, { hosts: (await serviceRows()).map((s) => ({
+      host_name: s.host, service: s.binary, zone: s.zone, 'service-status': s.up ? 'available' : 'unavailable', 'service-state': s.enabled ? 'enabled' : 'disabled', 'last-update': s.updatedAt,
     })) });
   });
   r.get('/os-hosts/:host', async (req, reply) => {

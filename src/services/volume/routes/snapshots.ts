@@ -28,7 +28,7 @@ export function snapshotRoutes(app: FastifyInstance, svc: VolumeService): void {
     const auth = who(req);
     const q = listQuery(req, ['id', 'name', 'status', 'size', 'created_at', 'updated_at', 'volume_id']);
     const p = page(await snaps.listSnapshots(deps, auth, q.allTenants, q.projectFilter, q.filters), q);
-    const body: Obj = { snapshots: p.items.map((s) => (detail ? snapshotView(req, auth, s) : { id: s.id, name: s.name || null, status: s.status, size: s.size, volume_id: s.volume_id, description: s.description || null, created_at: s.created_at, metadata: s.metadata })) };
+    const body: Obj = { snapshots: p.items.map((s) => snapshotView(req, auth, s, detail)) };
     if (p.more) body.snapshots_links = nextLink(req, 'snapshots', p.items[p.items.length - 1]!.id, q);
     return send(reply, 200, body);
   };
@@ -57,7 +57,12 @@ export function snapshotRoutes(app: FastifyInstance, svc: VolumeService): void {
       return send(reply, 202);
     }
     if ('os-force_delete' in body) { await snaps.forceDeleteSnapshot(svc.ops, { auth: who(req), requestId: req.id }, idOf(req)); return send(reply, 202); }
-    if ('os-update_snapshot_status' in body) throw err.badRequest('os-update_snapshot_status is for volume drivers with assisted snapshots; this cloud has none.');
+    if ('os-update_snapshot_status' in body) {
+      const a = body['os-update_snapshot_status'];
+      if (!isObj(a) || typeof a.status !== 'string') throw err.badRequest('\'status\' must be specified.');
+      await snaps.updateSnapshotStatus(deps, who(req), idOf(req), a.status, typeof a.progress === 'string' ? a.progress : undefined);
+      return send(reply, 202);
+    }
     throw err.badRequest('There is no such action');
   });
 }
