@@ -131,7 +131,7 @@ test('boots to SSH with the config drive applied; powers off on system_powerdown
   assert.match(marker[2]!, /^10\.0\.2\.\d+(\/24)?$/, 'address from DHCP');
 
   const sshStarted = Date.now();
-  const { stdout } = await ssh(g, 'hostname; cat /tmp/proof');
+  const { stdout } = await ssh(g, 'for i in $(seq 1 100); do [ -e /tmp/proof ] && break; sleep 0.1; done; hostname; cat /tmp/proof');
   console.log(`first SSH command took ${((Date.now() - sshStarted) / 1000).toFixed(2)} s`);
   assert.deepEqual(stdout.trim().split('\n'), ['vm1', 'user-data-ran']);
   console.log(`powered off ${(await assertPowersOff(g)).toFixed(2)} s after system_powerdown`);
@@ -160,7 +160,7 @@ test('without a config drive: metadata from 169.254.169.254; reboot from inside 
     console.log(`guest ready after ${g.seconds.toFixed(2)} s: ${marker[0].trim()}`);
     assert.equal(marker[1], 'vm2', 'hostname from the metadata service');
     assert.deepEqual(requests, ['/openstack/latest/meta_data.json', '/openstack/latest/user_data']);
-    const { stdout } = await ssh(g, 'hostname; cat /tmp/proof');
+    const { stdout } = await ssh(g, 'for i in $(seq 1 100); do [ -e /tmp/proof ] && break; sleep 0.1; done; hostname; cat /tmp/proof');
     assert.deepEqual(stdout.trim().split('\n'), ['vm2', 'user-data-ran']);
 
     const started = Date.now();

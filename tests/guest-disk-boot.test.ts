@@ -78,7 +78,7 @@ test('boots through SeaBIOS and syslinux to SSH with the config drive; powers of
 
   const ssh = (cmd: string) => run('ssh', ['-i', join(work, 'key'), '-p', String(port), '-o', 'StrictHostKeyChecking=no',
     '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', '-o', 'LogLevel=ERROR', 'root@127.0.0.1', cmd]);
-  const { stdout } = await ssh('hostname; cat /tmp/proof; cat /proc/cmdline');
+  const { stdout } = await ssh('for i in $(seq 1 100); do [ -e /tmp/proof ] && break; sleep 0.1; done; hostname; cat /tmp/proof; cat /proc/cmdline');
   const [hostname, proof, cmdline] = stdout.trim().split('\n');
   assert.deepEqual([hostname, proof], ['disk1', 'user-data-ran']);
   assert.match(cmdline!, /BOOT_IMAGE=\/vmlinuz .*console=ttyS0/, 'booted by syslinux from the disk');

@@ -35,12 +35,12 @@ function suite(dbName: 'sqlite' | 'postgresql'): void {
       assert.match(String(tok.id), /^gAAAAA/);
       assert.equal(typeof tok.project_id, 'string');
       const catalog = (await os('catalog', 'list', '-f', 'json')) as Row[];
-      assert.deepEqual(catalog.map((c) => c.Type).sort(), ['compute', 'identity', 'image', 'network']);
+      assert.deepEqual(catalog.map((c) => c.Type).sort(), ['block-storage', 'compute', 'identity', 'image', 'network', 'volumev3']);
       const endpoints = (await os('endpoint', 'list', '--service', 'identity', '-f', 'json')) as Row[];
       assert.deepEqual(endpoints.map((e) => e.Interface).sort(), ['admin', 'internal', 'public']);
       assert.ok(endpoints.every((e) => e.URL === cloud.authUrl));
       assert.deepEqual(((await os('region', 'list', '-f', 'json')) as Row[]).map((r) => r.Region), ['RegionOne']);
-      assert.deepEqual(((await os('service', 'list', '-f', 'json')) as Row[]).map((s) => s.Type).sort(), ['compute', 'identity', 'image', 'network']);
+      assert.deepEqual(((await os('service', 'list', '-f', 'json')) as Row[]).map((s) => s.Type).sort(), ['block-storage', 'compute', 'identity', 'image', 'network', 'volumev3']);
     });
 
     test('domains: create, list, show, set, delete', async () => {

@@ -15,7 +15,7 @@ test('openstacksdk: domains, projects, users, roles, and a user logging in', asy
     const env = { ...cleanEnv(), OS_CLIENT_CONFIG_FILE: join(cloud.dir, 'conf', 'clouds.yaml') };
     const { stdout } = await run('/usr/bin/python3', [script], { env });
     assert.deepEqual(JSON.parse(stdout), {
-      token_project: true, has_role: true, projects: ['sdk-project'], user_email: 'sdk@example.org', services: ['compute', 'identity', 'image', 'network'],
+      token_project: true, has_role: true, projects: ['sdk-project'], user_email: 'sdk@example.org', services: ['block-storage', 'compute', 'identity', 'image', 'network', 'volumev3'],
       user_project: true, list_users_as_member: 403, domain_gone: true,
     });
     assert.ok(!cloud.output().includes('sdk-pass'), 'the password never reaches the logs');
