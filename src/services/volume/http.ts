@@ -169,7 +169,9 @@ export function listQuery(req: FastifyRequest, sortable: string[]): ListQuery {
   const sortDir = one('sort_dir');
   if (sort && (sortKey || sortDir)) throw err.invalidInput(`The 'sort_key' and 'sort_dir' parameters are deprecated and cannot be used with the 'sort' parameter.`);
   const pairs = sort ? sort.split(',').map((s) => s.trim().split(':')) : sortKey ? [[sortKey, sortDir ?? 'desc']] : [];
-  for (const [key, dir] of pairs) {
+  for (const [given, dir] of pairs) {
+    // Cinder's v1 names still work as sort keys.
+    const key = given === 'display_name' ? 'name' : given === 'display_description' ? 'description' : given;
     const d = (dir ?? 'desc').toLowerCase();
     if (!key || !sortable.includes(key)) throw err.invalidInput(`Invalid sort key ${String(key)}`);
     if (d !== 'asc' && d !== 'desc') throw err.invalidInput(`Unknown sort direction, must be 'desc' or 'asc'`);
@@ -206,7 +208,8 @@ export function page<T extends { id: string }>(items: T[], q: ListQuery, maxLimi
   const limit = Math.min(q.limit ?? maxLimit, maxLimit);
   const slice = sorted.slice(start, start + limit);
   // Cinder links a next page whenever a page is full (the next one may be empty).
-  return { items: slice, more: start + limit < sorted.length || (q.limit !== undefined && limit > 0 && slice.length === limit) };
+  if (limit === 0) return { items: [], more: false };
+  return { items: slice, more: start + limit < sorted.length || (q.limit !== undefined && slice.length === limit) };
 }
 
 /** The `<collection>_links` next link of a page that has more. */

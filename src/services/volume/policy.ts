@@ -55,7 +55,7 @@ Object.assign(table, {
   'volume_extension:services:update': admin,
   'volume_extension:capabilities': admin,
   'volume_extension:hosts': admin,
-  'snapshot_extension:snapshot_actions:update_snapshot_status': admin,
+  'snapshot_extension:snapshot_actions:update_snapshot_status': projectMember,
   'scheduler_extension:scheduler_stats:get_pools': admin,
   'volume_extension:availability_zone_list': always,
   'limits_extension:used_limits': projectReader,

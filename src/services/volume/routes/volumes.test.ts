@@ -166,3 +166,13 @@ test('a pool error leaves the volume in error with the reason; a delete of it wo
   await h.settle();
   assert.equal((await h.call('alice', 'GET', `/volumes/${v.id}`)).status, 404);
 });
+
+test('limit=0 is an empty page without a next link; display_name sorts as name; an unknown marker is 404', async () => {
+  const zero = await h.call('bob', 'GET', '/volumes?limit=0');
+  assert.equal(zero.status, 200);
+  assert.deepEqual(zero.body, { volumes: [] });
+  const sorted = await h.call('bob', 'GET', '/volumes?sort_key=display_name&sort_dir=asc');
+  assert.deepEqual(sorted.body.volumes.map((v: { name: string }) => v.name), ['p1', 'p2', 'p3']);
+  assert.equal((await h.call('bob', 'GET', '/volumes?marker=nope')).status, 404);
+  assert.equal((await h.call('bob', 'GET', '/volumes/')).status, 404);
+});
